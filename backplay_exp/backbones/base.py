@@ -1,0 +1,101 @@
+"""The backbone interface: a masked diffusion LM that returns logits and a tapped hidden state.
+
+METHOD.md section 1: `f_θ(x) -> (logits[B, n, V], hidden[B, n, d])`, bidirectional attention,
+`hidden` = the output of block `tap_layer` (default -2, the penultimate block). The `tiny`
+in-repo model and the HF adapters implement the same class, so samplers, heads and modules
+never know which one they hold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_DIR = "backbone.yaml", "model.safetensors", "tokenizer"
+
+
+@dataclass
+class BackboneOutput:
+    """One forward pass: `logits` (B, L, V) and the tapped `hidden` states (B, L, D)."""
+
+    logits: torch.Tensor
+    hidden: torch.Tensor
+
+
+class Backbone(nn.Module):
+    """Base class of every DLM backbone: a model plus the tokenizer it was trained with.
+
+    Subclasses implement `forward(tokens, attention_mask) -> BackboneOutput` and set
+    `hidden_size`. Special ids come from the tokenizer, so they cannot drift from it.
+    """
+
+    tokenizer: PreTrainedTokenizerBase
+    hidden_size: int
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, mask_id: int | None = None) -> None:
+        super().__init__()
+        self.tokenizer = tokenizer
+        self._mask_id = mask_id
+
+    @property
+    def mask_id(self) -> int:
+        """Id of the mask token M."""
+        mask_id = self._mask_id if self._mask_id is not None else self.tokenizer.mask_token_id
+        if mask_id is None:
+            raise ValueError("the backbone has no mask id: set `backbone.mask_id` in its config")
+        return int(mask_id)
+
+    @property
+    def eos_id(self) -> int:
+        """Id of the end-of-sequence token used to pad responses."""
+        return int(self.tokenizer.eos_token_id)
+
+    @property
+    def pad_id(self) -> int:
+        """Id used for left-padding prompts (never attended to)."""
+        pad = self.tokenizer.pad_token_id
+        return int(pad if pad is not None else self.eos_id)
+
+    def forward(
+        self, tokens: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> BackboneOutput:
+        """Run the model: `tokens` (B, L) long, `attention_mask` (B, L) bool (True = real)."""
+        raise NotImplementedError
+
+    def save(self, out_dir: str | Path, config: DictConfig | dict) -> None:
+        """Write `config` (the node that builds this backbone), weights and tokenizer."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(OmegaConf.create(config), out / CONFIG_FILE)
+        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        save_file(state, str(out / WEIGHTS_FILE))
+        self.tokenizer.save_pretrained(str(out / TOKENIZER_DIR))
+
+
+def load_backbone(ckpt_dir: str | Path) -> Backbone:
+    """Rebuild a backbone saved by `Backbone.save`: its config, its tokenizer, its weights.
+
+    Raises:
+        FileNotFoundError: naming the missing file, if `ckpt_dir` is not a saved backbone.
+    """
+    from hydra.utils import instantiate
+
+    ckpt = Path(ckpt_dir)
+    for name in (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_DIR):
+        if not (ckpt / name).exists():
+            raise FileNotFoundError(
+                f"{ckpt / name} not found: {ckpt} is not a saved backbone "
+                "(expected the output of an SFT stage; check the checkpoint path)"
+            )
+    cfg = OmegaConf.load(ckpt / CONFIG_FILE)
+    tokenizer = AutoTokenizer.from_pretrained(str(ckpt / TOKENIZER_DIR))
+    overrides = {"tokenizer": tokenizer} if "tokenizer" in cfg else {}
+    backbone: Backbone = instantiate(cfg, **overrides)
+    backbone.load_state_dict(load_file(str(ckpt / WEIGHTS_FILE)))
+    return backbone

@@ -1,0 +1,68 @@
+"""Tokenisation of SFT pairs and of generation prompts.
+
+SFT (METHOD.md section 2): `prompt + response`, the response padded with EoS to `response_len`
+(LLaDA pads to the max length with EoS; the EoS rule decides which of them carry loss).
+Generation: prompts are left-padded with attention masks so that rows of a batch line up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+
+def _ids(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> list[list[int]]:
+    return tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+
+
+def encode_sft_pairs(
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    responses: Sequence[str],
+    response_len: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Encode (prompt, response) pairs for SFT.
+
+    Each row is `prompt + response + EoS...` with the response part exactly `response_len` long;
+    rows are then right-padded with EoS to the longest prompt of the batch.
+
+    Returns:
+        `input_ids` (N, T) long and `response_mask` (N, T) bool.
+
+    Raises:
+        ValueError: naming the first response longer than `response_len`.
+    """
+    eos = tokenizer.eos_token_id
+    p_ids, r_ids = _ids(tokenizer, prompts), _ids(tokenizer, responses)
+    width = max(len(p) for p in p_ids) + response_len
+    ids = torch.full((len(p_ids), width), eos, dtype=torch.long)
+    response = torch.zeros((len(p_ids), width), dtype=torch.bool)
+    for i, (p, r) in enumerate(zip(p_ids, r_ids, strict=True)):
+        if len(r) > response_len:
+            raise ValueError(
+                f"SFT example {i}: response has {len(r)} tokens > response_len={response_len}; "
+                "raise the response length or filter long examples"
+            )
+        ids[i, : len(p)] = torch.tensor(p)
+        ids[i, len(p) : len(p) + len(r)] = torch.tensor(r, dtype=torch.long)
+        response[i, len(p) :] = True
+    return ids, response
+
+
+def encode_prompts(
+    tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-pad prompts: `prompt_ids` (N, P) long and `prompt_mask` (N, P) bool."""
+    p_ids = _ids(tokenizer, prompts)
+    width = max(len(p) for p in p_ids)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    ids = torch.full((len(p_ids), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(p_ids), width), dtype=torch.bool)
+    for i, p in enumerate(p_ids):
+        if not p:
+            raise ValueError(f"prompt {i} is empty")
+        ids[i, width - len(p) :] = torch.tensor(p)
+        mask[i, width - len(p) :] = True
+    return ids, mask

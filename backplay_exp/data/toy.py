@@ -1,0 +1,74 @@
+"""Training data of the embedded toy task: the train split of the `toy` benchmark's generator."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+from transformers import PreTrainedTokenizerBase
+
+from backplay_exp.benchmarks.toy import ToyTask
+from backplay_exp.data.collate import encode_sft_pairs
+
+
+def _as_dicts(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    ids, resp = zip(*batch, strict=True)
+    return {"input_ids": torch.stack(ids), "response_mask": torch.stack(resp)}
+
+
+class ToyDataModule(L.LightningDataModule):
+    """SFT batches of toy problems (prompt + chain of thought + `####` answer + EoS padding).
+
+    Args:
+        task: The problem distribution (shared with the `toy` benchmark).
+        tokenizer: The backbone's tokenizer.
+        response_len: Response canvas length (the benchmark's `gen_length`).
+        n_train: Training problems (from the train side of the hash split).
+        n_val: Validation problems (drawn from the held-out side with their own seed).
+        seed: Seed of the training split.
+        batch_size: Batch size.
+    """
+
+    def __init__(
+        self,
+        task: ToyTask,
+        tokenizer: PreTrainedTokenizerBase,
+        response_len: int,
+        n_train: int,
+        n_val: int,
+        seed: int,
+        batch_size: int,
+    ) -> None:
+        super().__init__()
+        self.task, self.tokenizer, self.response_len = task, tokenizer, response_len
+        self.n_train, self.n_val, self.seed, self.batch_size = n_train, n_val, seed, batch_size
+        self.train_set: TensorDataset | None = None
+        self.val_set: TensorDataset | None = None
+
+    def _encode(self, split: str, n: int, seed: int) -> TensorDataset:
+        problems = self.task.split(split, n, seed)
+        ids, resp = encode_sft_pairs(
+            self.tokenizer,
+            [p.prompt for p in problems],
+            [p.meta["response"] for p in problems],
+            self.response_len,
+        )
+        return TensorDataset(ids, resp)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Generate and tokenise both splits (deterministic in the seeds)."""
+        if self.train_set is None:
+            self.train_set = self._encode("train", self.n_train, self.seed)
+            self.val_set = self._encode("test", self.n_val, self.seed + 1)
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled training batches (a seeded generator, so runs repeat exactly)."""
+        g = torch.Generator().manual_seed(self.seed)
+        return DataLoader(
+            self.train_set, batch_size=self.batch_size, shuffle=True, drop_last=True,
+            generator=g, collate_fn=_as_dicts,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        """Validation batches."""
+        return DataLoader(self.val_set, batch_size=self.batch_size, collate_fn=_as_dicts)

@@ -1,0 +1,190 @@
+"""The semi-autoregressive denoising loop shared by every decoding policy (METHOD.md section 6).
+
+The response canvas of `gen_length` masks is split into blocks of `block_length`. Each step is one
+forward pass (NFE += 1 per row; classifier-free guidance makes it 2): the policy may remask
+committed tokens of its look-back window, then the schedule's count of the best-ranked masks at or
+left of the current block is committed. A block ends when no mask is left up to its end, so
+remasking only adds steps. After a block, a row whose block holds EoS stops (early stop) and the
+rest of its canvas is filled with EoS. Rows are batched and finish independently; prompts are
+left-padded and the padding is masked out of attention.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from backplay_exp.backbones.base import Backbone
+from backplay_exp.samplers.policies import ConfidencePolicy, StepState
+from backplay_exp.samplers.schedules import FixedK, LladaSchedule, step_counts
+from backplay_exp.samplers.select import propose_tokens, select_top
+
+
+class Head(Protocol):
+    """A correction head: hidden states (B, T, D) -> logits (B, T) of 'this token is correct'."""
+
+    def __call__(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor: ...
+
+
+@dataclass
+class DecodeResult:
+    """Output of `Decoder.generate` for B problems.
+
+    Attributes:
+        tokens: (B, gen_length) response tokens.
+        nfe: (B,) forward passes per problem.
+        remasks: (B,) tokens remasked per problem.
+    """
+
+    tokens: torch.Tensor
+    nfe: torch.Tensor
+    remasks: torch.Tensor
+
+
+class Decoder:
+    """Batched semi-autoregressive sampler.
+
+    Args:
+        policy: Ranks candidates and chooses remasks (config group `remask`).
+        gen_length: Response canvas length.
+        block_length: Semi-autoregressive block length.
+        tokens_per_step: k of the paper's `fixed_k` schedule (used when `schedule` is None).
+        schedule: Another schedule (`LladaSchedule`), replacing `tokens_per_step`.
+        temperature: Gumbel temperature of the candidate tokens (0 = argmax).
+        early_stop: Stop a row after a block that contains EoS.
+        cfg_scale: Classifier-free guidance weight w (0 disables it).
+        max_steps_factor: Remasking stops once a block has taken this many times its plain steps.
+    """
+
+    def __init__(
+        self,
+        policy: ConfidencePolicy,
+        gen_length: int,
+        block_length: int,
+        tokens_per_step: int | None = 1,
+        schedule: LladaSchedule | None = None,
+        temperature: float = 0.0,
+        early_stop: bool = True,
+        cfg_scale: float = 0.0,
+        max_steps_factor: int = 4,
+    ) -> None:
+        if gen_length < 1 or block_length < 1:
+            raise ValueError("gen_length and block_length must be >= 1")
+        if block_length > gen_length:
+            raise ValueError(f"block_length={block_length} exceeds gen_length={gen_length}")
+        if schedule is None:
+            if tokens_per_step is None:
+                raise ValueError("set sampler.tokens_per_step or give the sampler a schedule")
+            schedule = FixedK(tokens_per_step)
+        schedule.check(gen_length, block_length)
+        self.policy, self.schedule = policy, schedule
+        self.tokens_per_step = schedule.k if isinstance(schedule, FixedK) else None
+        self.gen_length, self.block_length = gen_length, block_length
+        self.temperature, self.early_stop, self.cfg_scale = temperature, early_stop, cfg_scale
+        self.max_steps_factor = max_steps_factor
+
+    def _forward(
+        self,
+        backbone: Backbone,
+        x: torch.Tensor,
+        attn: torch.Tensor,
+        prompt: torch.Tensor,
+        head: Head | None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits (b, T, V) (guided if cfg_scale > 0) and head error probs (b, T) or None."""
+        if self.cfg_scale > 0:
+            uncond = torch.where(prompt, backbone.mask_id, x)  # prompt replaced by masks
+            out = backbone(torch.cat([x, uncond]), torch.cat([attn, attn]))
+            cond, un = out.logits.chunk(2)
+            logits, hidden = un + (self.cfg_scale + 1) * (cond - un), out.hidden[: len(x)]
+        else:
+            out = backbone(x, attn)
+            logits, hidden = out.logits, out.hidden
+        p_err = None
+        if head is not None and self.policy.uses_head:
+            p_err = 1 - torch.sigmoid(head(hidden, attn).float())  # (b, T)
+        return logits, p_err
+
+    @torch.no_grad()
+    def generate(
+        self,
+        backbone: Backbone,
+        prompt_ids: torch.Tensor,
+        prompt_mask: torch.Tensor | None = None,
+        head: Head | None = None,
+        generator: torch.Generator | None = None,
+    ) -> DecodeResult:
+        """Decode a batch.
+
+        Args:
+            backbone: The (frozen) DLM.
+            prompt_ids: (B, P) left-padded prompt tokens.
+            prompt_mask: (B, P) bool, True at real prompt tokens (None = no padding).
+            head: Correction head, required by policies that use one.
+            generator: Randomness for temperature > 0 and random policies.
+
+        Returns:
+            The responses with per-row NFE and remask counts.
+        """
+        if self.policy.uses_head and head is None:
+            raise ValueError(f"{type(self.policy).__name__} needs a correction head")
+        b_all, p_len = prompt_ids.shape
+        dev, mask_id, bl = prompt_ids.device, backbone.mask_id, self.block_length
+        if prompt_mask is None:
+            prompt_mask = torch.ones_like(prompt_ids, dtype=torch.bool)
+        canvas = torch.full((b_all, self.gen_length), mask_id, dtype=torch.long, device=dev)
+        x = torch.cat([prompt_ids, canvas], dim=1)  # (B, T)
+        attn = torch.cat([prompt_mask.bool(), torch.ones_like(canvas, dtype=torch.bool)], dim=1)
+        is_prompt = torch.zeros_like(x, dtype=torch.bool)
+        is_prompt[:, :p_len] = prompt_mask.bool()
+        pos = torch.arange(x.shape[1], device=dev)  # (T,)
+        nfe = torch.zeros(b_all, dtype=torch.long, device=dev)
+        remasks = torch.zeros_like(nfe)
+        last_remask = torch.full_like(x, -(10**9))
+        done = torch.zeros(b_all, dtype=torch.bool, device=dev)
+        num_blocks = -(-self.gen_length // bl)
+        max_block_steps = self.max_steps_factor * self.schedule.plain_steps(bl, num_blocks)
+        cost = 2 if self.cfg_scale > 0 else 1
+
+        for block in range(num_blocks):
+            lo, hi = p_len + block * bl, min(p_len + (block + 1) * bl, x.shape[1])
+            win_lo = max(p_len, lo - self.policy.block_buffer * bl)
+            plan = self.schedule.plan((x[:, lo:hi] == mask_id).sum(-1), num_blocks)  # (B, S)
+            step_in_block = torch.zeros_like(nfe)
+            while True:
+                open_ = (x[:, :hi] == mask_id).any(-1) & ~done  # (B,) rows with masks to fill
+                if not open_.any():
+                    break
+                rows = open_.nonzero(as_tuple=True)[0]  # (b,)
+                xr = x[rows]  # (b, T)
+                logits, p_err = self._forward(backbone, xr, attn[rows], is_prompt[rows], head)
+                x_hat, conf = propose_tokens(logits, self.temperature, generator)
+                masked = xr == mask_id  # (b, T)
+                state = StepState(
+                    x=xr,
+                    committed=~masked & (pos >= win_lo) & (pos < hi),
+                    p_err=p_err,
+                    nfe=nfe[rows],
+                    step_in_block=step_in_block[rows],
+                    max_block_steps=max_block_steps,
+                    last_remask=last_remask[rows],
+                )
+                remask = self.policy.remask(state, generator)  # (b, T) bool or None
+                cand = masked & (pos < hi)
+                counts = step_counts(plan[rows], step_in_block[rows], cand.sum(-1))
+                commit = select_top(self.policy.commit_scores(conf, generator), cand, counts)
+                xr = torch.where(commit, x_hat, xr)
+                if remask is not None:
+                    xr = torch.where(remask, mask_id, xr)
+                    last_remask[rows] = torch.where(remask, nfe[rows][:, None], last_remask[rows])
+                    remasks[rows] += remask.sum(-1)
+                x[rows] = xr
+                nfe[rows] += cost
+                step_in_block[rows] += 1
+            if self.early_stop:
+                stop = ~done & (x[:, lo:hi] == backbone.eos_id).any(-1)  # (B,)
+                x[:, hi:] = torch.where(stop[:, None], backbone.eos_id, x[:, hi:])
+                done |= stop
+        return DecodeResult(tokens=x[:, p_len:], nfe=nfe, remasks=remasks)

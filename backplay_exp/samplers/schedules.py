@@ -1,0 +1,93 @@
+"""How many masked tokens a decoding step commits (METHOD.md section 6).
+
+`FixedK`: the paper's tokens-per-step, `min(k, masks left)`.
+`LladaSchedule`: LLaDA's reference `generate()`: a fixed number of steps per block, the block's
+masks spread as `n // s` per step plus one on the first `n % s` steps (32 over 5 -> 7,7,6,6,6).
+A schedule plans a block as a (B, S) table of counts; `step_counts` reads it and follows the
+masks left, so a remasking policy only adds steps (timeline rollback).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class FixedK:
+    """Commit `k` tokens per step (fewer when fewer masks are left).
+
+    Args:
+        k: Tokens per step.
+    """
+
+    def __init__(self, k: int) -> None:
+        if k < 1:
+            raise ValueError(f"tokens_per_step must be >= 1, got {k}")
+        self.k = k
+
+    def check(self, gen_length: int, block_length: int) -> None:
+        """Reject geometries this schedule cannot run."""
+        if self.k > block_length:
+            raise ValueError(
+                f"tokens_per_step={self.k} exceeds block_length={block_length}: "
+                "lower sampler.tokens_per_step or raise the block length"
+            )
+
+    def plain_steps(self, block_length: int, num_blocks: int) -> int:
+        """Steps a block takes without remasking."""
+        return -(-block_length // self.k)
+
+    def plan(self, block_masks: torch.Tensor, num_blocks: int) -> torch.Tensor:
+        """A constant plan: `block_masks` (B,) -> (B, 1) of k."""
+        return torch.full_like(block_masks, self.k)[:, None]
+
+
+class LladaSchedule:
+    """LLaDA's per-block transfer schedule with `steps` steps over the whole generation.
+
+    Args:
+        steps: Total denoising steps; must be a multiple of the number of blocks.
+    """
+
+    def __init__(self, steps: int) -> None:
+        if steps < 1:
+            raise ValueError(f"sampler.steps must be >= 1, got {steps}")
+        self.steps = steps
+
+    def check(self, gen_length: int, block_length: int) -> None:
+        """LLaDA's own assertions, as errors that say what to change."""
+        if gen_length % block_length:
+            raise ValueError(
+                f"gen_length={gen_length} is not a multiple of block_length={block_length}"
+            )
+        if self.steps % (gen_length // block_length):
+            raise ValueError(
+                f"sampler.steps={self.steps} is not a multiple of the number of blocks "
+                f"({gen_length // block_length})"
+            )
+
+    def plain_steps(self, block_length: int, num_blocks: int) -> int:
+        """Steps per block."""
+        return self.steps // num_blocks
+
+    def plan(self, block_masks: torch.Tensor, num_blocks: int) -> torch.Tensor:
+        """`block_masks` (B,) masks at the block's start -> (B, S) counts per step."""
+        s = self.steps // num_blocks
+        base, extra = block_masks // s, block_masks % s  # (B,)
+        return base[:, None] + (torch.arange(s, device=block_masks.device) < extra[:, None])
+
+
+def step_counts(plan: torch.Tensor, step: torch.Tensor, masks_left: torch.Tensor) -> torch.Tensor:
+    """Tokens to commit this step.
+
+    Args:
+        plan: (B, S) planned counts of the block.
+        step: (B,) steps already taken in the block.
+        masks_left: (B,) masks that may be committed now.
+
+    Returns:
+        (B,) `plan[step]` (past the plan, the largest planned count), at most `masks_left`.
+    """
+    last = plan.shape[1] - 1
+    planned = plan.gather(1, step.clamp(max=last)[:, None]).squeeze(1)  # (B,)
+    planned = torch.where(step > last, plan.max(1).values, planned)
+    return torch.minimum(planned, masks_left)

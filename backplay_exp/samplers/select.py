@@ -1,0 +1,61 @@
+"""Pure tensor steps of the denoising loop: propose tokens, rank, pick the top-n per row.
+
+METHOD.md section 6: candidate `x̂_i = argmax(logits_i + temperature * Gumbel)` (LLaDA's float64
+form `exp(logits) / (-log u)^temperature`), confidence `c_i = softmax(logits_i)[x̂_i]` from the
+un-noised logits.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def propose_tokens(
+    logits: torch.Tensor, temperature: float, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Candidate token and its confidence at every position.
+
+    Args:
+        logits: (B, L, V).
+        temperature: 0 gives the argmax; > 0 adds Gumbel noise in float64 as LLaDA does.
+        generator: Randomness for the noise (None = the global generator, as LLaDA).
+
+    Returns:
+        `x_hat` (B, L) long and `confidence` (B, L) float64.
+    """
+    assert logits.ndim == 3
+    logits64 = logits.to(torch.float64)
+    if temperature > 0:
+        u = torch.rand(
+            logits64.shape, dtype=torch.float64, generator=generator, device=logits.device
+        )  # (B, L, V)
+        x_hat = (logits64.exp() / (-torch.log(u)) ** temperature).argmax(-1)  # (B, L)
+    else:
+        x_hat = logits64.argmax(-1)  # (B, L)
+    confidence = torch.softmax(logits64, dim=-1).gather(-1, x_hat[..., None]).squeeze(-1)
+    return x_hat, confidence
+
+
+def select_top(
+    scores: torch.Tensor, candidates: torch.Tensor, counts: torch.Tensor
+) -> torch.Tensor:
+    """Pick, in each row, the `counts[b]` candidates with the highest scores.
+
+    Args:
+        scores: (B, L) float; higher is picked first.
+        candidates: (B, L) bool, the positions that may be picked.
+        counts: (B,) long, how many to pick per row (clipped to the candidates available).
+
+    Returns:
+        (B, L) bool selection.
+    """
+    assert scores.shape == candidates.shape and counts.shape == scores.shape[:1]
+    counts = torch.minimum(counts, candidates.sum(-1))  # (B,)
+    k = int(counts.max().item()) if counts.numel() else 0
+    selected = torch.zeros_like(candidates)
+    if k == 0:
+        return selected
+    masked = scores.masked_fill(~candidates, float("-inf"))  # (B, L)
+    idx = masked.topk(k, dim=-1).indices  # (B, k)
+    keep = torch.arange(k, device=scores.device)[None, :] < counts[:, None]  # (B, k)
+    return selected.scatter(1, idx, keep)

@@ -1,0 +1,143 @@
+"""`task=eval`: benchmark -> prompts -> sampler (+ remask policy) -> answers -> scores.
+
+`python -m backplay_exp task=eval sampler.tokens_per_step=2` decodes the benchmark's problems with
+the SFT backbone of the config (trained and cached on first use), writing `samples.jsonl` as it
+goes and `results.json` at the end. Problems are decoded in fixed batches seeded by their
+position, so a resumed run produces exactly what an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from tqdm.auto import tqdm
+
+from backplay_exp.backbones.base import Backbone
+from backplay_exp.benchmarks.base import Benchmark, Problem
+from backplay_exp.data.collate import encode_prompts
+from backplay_exp.samplers.decoder import Decoder, Head
+from backplay_exp.tasks.results import (
+    SAMPLES_FILE,
+    append_samples,
+    output_dir,
+    read_samples,
+    write_results,
+)
+from backplay_exp.tasks.train import sft_backbone
+from backplay_exp.utils.device import resolve_device
+
+log = logging.getLogger(__name__)
+
+
+def decode_batch(
+    backbone: Backbone,
+    decoder: Decoder,
+    benchmark: Benchmark,
+    problems: Sequence[Problem],
+    head: Head | None,
+    generator: torch.Generator,
+) -> list[dict[str, Any]]:
+    """Decode and score one batch; one record per problem (the `samples.jsonl` contract)."""
+    tok = backbone.tokenizer
+    device = next(backbone.parameters()).device
+    ids, mask = encode_prompts(tok, [p.prompt for p in problems])
+    start = time.perf_counter()
+    out = decoder.generate(backbone, ids.to(device), mask.to(device), head, generator)
+    wall = time.perf_counter() - start
+    tokens = out.tokens.cpu()
+    is_eos = tokens == backbone.eos_id
+    length = torch.where(is_eos.any(-1), is_eos.int().argmax(-1), tokens.shape[1])  # (B,)
+    texts = [tok.decode(row[:n], skip_special_tokens=True) for row, n in zip(tokens, length)]
+    completions = [benchmark.cut(t) for t in texts]
+    verdicts = benchmark.score(problems, completions)
+    return [
+        {
+            "id": p.id,
+            "prompt": p.prompt,
+            "completion": c,
+            "answer": p.answer,
+            "extracted": v.extracted,
+            "correct": bool(v.correct),
+            "detail": v.detail,
+            "nfe": int(nfe),
+            "remasks": int(r),
+            "tokens": int(n),
+            "wall_s": wall / len(problems),
+        }
+        for p, c, v, nfe, r, n in zip(
+            problems, completions, verdicts, out.nfe.tolist(), out.remasks.tolist(),
+            length.tolist(), strict=True,
+        )
+    ]
+
+
+def summarize(records: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Accuracy, mean NFE and remasks, wall time and generated tokens per second."""
+    n = len(records)
+    wall = sum(r["wall_s"] for r in records)
+    return {
+        "n": n,
+        "accuracy": sum(r["correct"] for r in records) / n,
+        "nfe_mean": sum(r["nfe"] for r in records) / n,
+        "remasks_mean": sum(r["remasks"] for r in records) / n,
+        "wall_s": wall,
+        "tokens_per_s": sum(r["tokens"] for r in records) / wall if wall > 0 else float("nan"),
+    }
+
+
+def run(cfg: DictConfig, batch_size: int, limit: int | None = None, **_: Any) -> dict[str, float]:
+    """Evaluate the config's backbone (and head) on its benchmark; write the run files.
+
+    Args:
+        cfg: The whole job config.
+        batch_size: Problems decoded together.
+        limit: Evaluate only the first `limit` problems.
+    """
+    out = output_dir(cfg)
+    policy = instantiate(cfg.remask)
+    decoder: Decoder = instantiate(cfg.sampler, policy=policy)
+    benchmark: Benchmark = instantiate(cfg.benchmark)
+    problems = benchmark.problems()[:limit]
+    if not problems:
+        raise ValueError(f"benchmark {benchmark.name} has no problems to evaluate")
+
+    backbone, source = sft_backbone(cfg)
+    device = resolve_device(cfg.device)
+    backbone.to(device).eval()
+    head = None  # the BackPlay issue adds the correction head stage here
+
+    path = out / SAMPLES_FILE
+    done = read_samples(path)
+    path.write_text("")  # drop a torn line; keep only complete records
+    append_samples(path, (done[p.id] for p in problems if p.id in done))
+    batches = [problems[i : i + batch_size] for i in range(0, len(problems), batch_size)]
+    for index, batch in enumerate(tqdm(batches, desc=f"eval {benchmark.name}", unit="batch")):
+        if all(p.id in done for p in batch):
+            continue
+        generator = torch.Generator(device).manual_seed(cfg.seed * 1_000_003 + index)
+        records = decode_batch(backbone, decoder, benchmark, batch, head, generator)
+        append_samples(path, (r for r in records if r["id"] not in done))
+        done.update({r["id"]: r for r in records})
+
+    metrics = summarize([done[p.id] for p in problems])
+    write_results(
+        cfg,
+        {
+            "task": "eval",
+            "benchmark": benchmark.name,
+            "backbone": getattr(backbone, "name", type(backbone).__name__),
+            "backbone_source": source,
+            "artifact": None,
+            "remask": policy.name,
+            "tokens_per_step": decoder.tokens_per_step,
+            **metrics,
+        },
+    )
+    log.info("%s: accuracy %.3f, NFE %.1f", benchmark.name, metrics["accuracy"], metrics["nfe_mean"])
+    return metrics

@@ -1,0 +1,47 @@
+"""Runs a task with the bookkeeping every task needs: seeding and failure recording.
+
+In a sweep (`fail_fast: false`) a failing job writes `results.json` with `status: failed` and
+returns NaN metrics instead of raising, because Hydra skips `on_multirun_end` (the report) when
+any job raises.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+
+import lightning as L
+from hydra.utils import call
+from omegaconf import DictConfig
+
+from backplay_exp.tasks.results import write_results
+
+log = logging.getLogger(__name__)
+
+
+def run_task(cfg: DictConfig) -> dict[str, float]:
+    """Seed, call `cfg.task` with the whole config, and record failures."""
+    L.seed_everything(cfg.seed, workers=True)
+    try:
+        return call(cfg.task, cfg)
+    except Exception as err:
+        if cfg.fail_fast:
+            raise
+        log.exception("job failed; recorded in results.json")
+        write_results(
+            cfg,
+            {"status": "failed", "error": f"{type(err).__name__}: {err}",
+             "traceback": traceback.format_exc()},
+        )
+        return {"accuracy": float("nan")}
+    finally:
+        _close_wandb()
+
+
+def _close_wandb() -> None:
+    """Finish a W&B run left open by a logger (safe when wandb was never used)."""
+    import sys
+
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish()
