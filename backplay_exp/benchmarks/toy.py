@@ -32,8 +32,10 @@ class ToyTask:
         min_steps: Fewest operations per problem.
         max_steps: Most operations per problem.
         ops: Allowed operators, a subset of "+-*" (multipliers are drawn from 1..m-1).
+        prompt_step_format: Format of one operation in the prompt; fields {op}, {d}.
         step_format: Format of one chain-of-thought step; fields {op}, {d}, {r}.
         step_sep: Separator between steps.
+        restate_start: Whether the response starts by restating the initial value.
         pad_char: Right-pads prompts to the width of a `max_steps` problem.
         holdout_every: One prompt in this many (by hash) belongs to the test split.
     """
@@ -42,8 +44,10 @@ class ToyTask:
     min_steps: int = 6
     max_steps: int = 6
     ops: str = "+-*"
+    prompt_step_format: str = "{op}{d}"
     step_format: str = "{r}"
     step_sep: str = ";"
+    restate_start: bool = False
     pad_char: str = "."
     holdout_every: int = 10
 
@@ -58,21 +62,22 @@ class ToyTask:
     @property
     def prompt_width(self) -> int:
         """Characters in every prompt."""
-        return 1 + 2 * self.max_steps
+        return 1 + len(self.prompt_step_format.format(op="+", d=0)) * self.max_steps
 
     def sample(self, rng: random.Random) -> tuple[str, str, str]:
         """Draw one problem: (prompt, response, answer)."""
         m = self.modulus
         value = rng.randrange(m)
         prompt, steps = [str(value)], []
+        start = str(value) if self.restate_start else ""
         for _ in range(rng.randint(self.min_steps, self.max_steps)):
             op = rng.choice(self.ops)
             d = rng.randrange(1, m) if op == "*" else rng.randrange(m)
             value = {"+": value + d, "-": value - d, "*": value * d}[op] % m
-            prompt.append(f"{op}{d}")
+            prompt.append(self.prompt_step_format.format(op=op, d=d))
             steps.append(self.step_format.format(op=op, d=d, r=value))
         prompt_text = "".join(prompt).ljust(self.prompt_width, self.pad_char)
-        return prompt_text, f"{self.step_sep.join(steps)}####{value}", str(value)
+        return prompt_text, f"{start}{self.step_sep.join(steps)}####{value}", str(value)
 
     def is_test(self, prompt: str) -> bool:
         """Whether `prompt` belongs to the held-out split."""

@@ -65,8 +65,12 @@ class ToyDataModule(L.LightningDataModule):
         """Shuffled training batches (a seeded generator, so runs repeat exactly)."""
         g = torch.Generator().manual_seed(self.seed)
         return DataLoader(
-            self.train_set, batch_size=self.batch_size, shuffle=True, drop_last=True,
-            generator=g, collate_fn=_as_dicts,
+            self.train_set,
+            batch_size=self.batch_size,
+            shuffle=True,
+            drop_last=True,
+            generator=g,
+            collate_fn=_as_dicts,
         )
 
     def val_dataloader(self) -> DataLoader:

@@ -71,8 +71,13 @@ def decode_batch(
             "wall_s": wall / len(problems),
         }
         for p, c, v, nfe, r, n in zip(
-            problems, completions, verdicts, out.nfe.tolist(), out.remasks.tolist(),
-            length.tolist(), strict=True,
+            problems,
+            completions,
+            verdicts,
+            out.nfe.tolist(),
+            out.remasks.tolist(),
+            length.tolist(),
+            strict=True,
         )
     ]
 
@@ -139,5 +144,7 @@ def run(cfg: DictConfig, batch_size: int, limit: int | None = None, **_: Any) ->
             **metrics,
         },
     )
-    log.info("%s: accuracy %.3f, NFE %.1f", benchmark.name, metrics["accuracy"], metrics["nfe_mean"])
+    log.info(
+        "%s: accuracy %.3f, NFE %.1f", benchmark.name, metrics["accuracy"], metrics["nfe_mean"]
+    )
     return metrics

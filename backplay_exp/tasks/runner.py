@@ -11,7 +11,7 @@ import logging
 import traceback
 
 import lightning as L
-from hydra.utils import call
+from hydra.utils import get_method
 from omegaconf import DictConfig
 
 from backplay_exp.tasks.results import write_results
@@ -20,18 +20,27 @@ log = logging.getLogger(__name__)
 
 
 def run_task(cfg: DictConfig) -> dict[str, float]:
-    """Seed, call `cfg.task` with the whole config, and record failures."""
+    """Seed, call `cfg.task` with the whole config and the task's flags, and record failures.
+
+    The task function is called directly (not through `hydra.utils.call`) so that its own
+    exception reaches the user instead of an InstantiationException wrapper.
+    """
     L.seed_everything(cfg.seed, workers=True)
+    task = get_method(cfg.task._target_)
+    flags = {k: v for k, v in cfg.task.items() if not str(k).startswith("_")}
     try:
-        return call(cfg.task, cfg)
+        return task(cfg, **flags)
     except Exception as err:
         if cfg.fail_fast:
             raise
         log.exception("job failed; recorded in results.json")
         write_results(
             cfg,
-            {"status": "failed", "error": f"{type(err).__name__}: {err}",
-             "traceback": traceback.format_exc()},
+            {
+                "status": "failed",
+                "error": f"{type(err).__name__}: {err}",
+                "traceback": traceback.format_exc(),
+            },
         )
         return {"accuracy": float("nan")}
     finally:

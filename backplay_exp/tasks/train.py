@@ -80,14 +80,15 @@ def sft_backbone(cfg: DictConfig) -> tuple[Backbone, str]:
     """The backbone an eval or head job starts from, and where it came from.
 
     `sft.checkpoint` is `auto` (the cached SFT stage, trained if missing), `pretrained` (the
-    backbone's own weights, e.g. an instruct model), or the path of a saved backbone.
+    backbone's own weights, e.g. an instruct model), or the path of a saved backbone. The
+    returned source is `sft/<signature>` for a cached stage, so it is the same on every machine.
     """
     ckpt = str(cfg.sft.checkpoint)
     if ckpt == "pretrained":
         return instantiate(cfg.backbone), "pretrained"
     if ckpt == "auto":
         stage = ensure_stage(sft_stage_dir(cfg), partial(train_sft, cfg))
-        return load_backbone(stage / "backbone"), str(stage)
+        return load_backbone(stage / "backbone"), f"sft/{stage.name}"
     return load_backbone(ckpt), ckpt
 
 

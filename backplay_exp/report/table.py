@@ -1,0 +1,94 @@
+"""Sweep results -> the paper's table: rows are methods, columns tokens per step (k).
+
+Reads only the `results.json` files of a sweep (ARCHITECTURE.md contract) and writes
+`report.csv` (one row per job) and `report.md` (cells `accuracy / NFE`).
+Run standalone: `python -m backplay_exp.report <sweep_dir>`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from backplay_exp.tasks.results import RESULTS_FILE
+
+log = logging.getLogger(__name__)
+
+CSV_FIELDS = (
+    "method",
+    "tokens_per_step",
+    "accuracy",
+    "nfe_mean",
+    "remasks_mean",
+    "n",
+    "wall_s",
+    "tokens_per_s",
+    "benchmark",
+    "backbone",
+    "remask",
+    "artifact",
+    "status",
+    "job_dir",
+)
+
+
+def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
+    """Every `results.json` under `sweep_dir`, with its job directory, in path order."""
+    results = []
+    for path in sorted(Path(sweep_dir).rglob(RESULTS_FILE)):
+        record = json.loads(path.read_text())
+        record["job_dir"] = str(path.parent)
+        results.append(record)
+    return results
+
+
+def method_label(result: dict[str, Any]) -> str:
+    """The row a job belongs to: how the model was trained and how it was decoded."""
+    trained = "SFT" if not result.get("artifact") else f"head({result['artifact']})"
+    return f"{trained} + {result.get('remask', '?')}"
+
+
+def _cell(result: dict[str, Any] | None) -> str:
+    if result is None:
+        return ""
+    if result.get("status") != "ok":
+        return "failed"
+    return f"{100 * result['accuracy']:.1f} / {result['nfe_mean']:.1f}"
+
+
+def markdown_table(results: Sequence[dict[str, Any]]) -> str:
+    """Rows = methods, columns = k, cells = `accuracy (%) / mean NFE`."""
+    evals = [r for r in results if r.get("task", "eval") == "eval"]
+    ks = sorted({r.get("tokens_per_step") for r in evals}, key=lambda k: (k is None, k))
+    methods = list(dict.fromkeys(method_label(r) for r in evals))
+    cells = {(method_label(r), r.get("tokens_per_step")): r for r in evals}
+    head = "| method | " + " | ".join(f"k={k}" for k in ks) + " |"
+    rule = "|---|" + "---|" * len(ks)
+    rows = [f"| {m} | " + " | ".join(_cell(cells.get((m, k))) for k in ks) + " |" for m in methods]
+    bench = sorted({str(r.get("benchmark")) for r in evals})
+    sizes = sorted({int(r["n"]) for r in evals if r.get("n") is not None})
+    caption = (
+        f"Accuracy (%) / mean NFE on {', '.join(bench)}, "
+        f"n = {'/'.join(map(str, sizes))} problems per cell."
+    )
+    return "\n".join([caption, "", head, rule, *rows]) + "\n"
+
+
+def write_report(sweep_dir: str | Path) -> str:
+    """Write `report.csv` and `report.md` into `sweep_dir`; return the markdown table."""
+    sweep = Path(sweep_dir)
+    results = collect(sweep)
+    if not results:
+        raise FileNotFoundError(f"no {RESULTS_FILE} under {sweep}")
+    with (sweep / "report.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        for r in results:
+            writer.writerow({**r, "method": method_label(r)})
+    table = markdown_table(results)
+    (sweep / "report.md").write_text(table)
+    return table

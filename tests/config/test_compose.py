@@ -1,0 +1,103 @@
+"""Every option of every config group composes, and every class option instantiates."""
+
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from hydra.utils import instantiate
+
+CONF = Path(__file__).parents[2] / "conf"
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("option", options("backbone"))
+def test_backbone_options_build(compose_cfg, option):
+    cfg = compose_cfg(f"backbone={option}")
+    backbone = instantiate(cfg.backbone)
+    assert backbone.mask_id is not None
+    assert backbone.hidden_size > 0
+
+
+@pytest.mark.parametrize("option", options("remask"))
+def test_remask_options_build_a_decoder(compose_cfg, option):
+    cfg = compose_cfg(f"remask={option}")
+    policy = instantiate(cfg.remask)
+    decoder = instantiate(cfg.sampler, policy=policy)
+    assert decoder.policy is policy
+    assert policy.name == option
+
+
+@pytest.mark.parametrize("option", options("sampler"))
+def test_sampler_options_build(compose_cfg, option):
+    cfg = compose_cfg(f"sampler={option}")
+    decoder = instantiate(cfg.sampler, policy=instantiate(cfg.remask))
+    assert decoder.gen_length == cfg.benchmark.gen_length
+
+
+@pytest.mark.parametrize("option", options("benchmark"))
+def test_benchmark_options_build(compose_cfg, option):
+    cfg = compose_cfg(f"benchmark={option}")
+    bench = instantiate(cfg.benchmark)
+    problems = bench.problems()
+    assert len(problems) == cfg.benchmark.n_problems
+    assert len({p.id for p in problems}) == len(problems)
+
+
+@pytest.mark.parametrize("option", options("data"))
+def test_data_options_build(compose_cfg, option):
+    cfg = compose_cfg(f"data={option}")
+    backbone = instantiate(cfg.backbone)
+    dm = instantiate(cfg.data, tokenizer=backbone.tokenizer)
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["input_ids"].shape == batch["response_mask"].shape
+
+
+@pytest.mark.parametrize("option", options("module"))
+def test_module_options_build(compose_cfg, option):
+    cfg = compose_cfg(f"module@sft.module={option}")
+    module = instantiate(cfg.sft.module, backbone=instantiate(cfg.backbone))
+    assert sum(p.numel() for p in module.parameters()) > 0
+
+
+@pytest.mark.parametrize("option", options("trainer"))
+def test_trainer_options_compose(compose_cfg, option):
+    cfg = compose_cfg(f"trainer={option}")
+    assert cfg.trainer._target_.endswith("Trainer")
+
+
+@pytest.mark.parametrize("option", options("logger"))
+def test_logger_options_build(compose_cfg, option, tmp_path):
+    from backplay_exp.utils.instantiate import instantiate_loggers
+
+    cfg = compose_cfg(f"logger={option}")
+    loggers = instantiate_loggers(cfg.logger, tmp_path)
+    assert any(type(lg).__name__ == "CSVLogger" for lg in loggers)  # CSV always
+
+
+@pytest.mark.parametrize("option", options("task"))
+def test_task_options_point_at_functions(compose_cfg, option):
+    from hydra.utils import get_method
+
+    cfg = compose_cfg(f"task={option}")
+    assert callable(get_method(cfg.task._target_))
+
+
+@pytest.mark.parametrize("option", options("experiment"))
+def test_experiments_compose_with_sweep_axes(compose_cfg, option):
+    cfg = compose_cfg(f"+experiment={option}", hydra_cfg=True)
+    assert cfg.hydra.mode.name == "MULTIRUN"
+    assert cfg.hydra.sweeper.params
+
+
+def test_unknown_option_names_the_group():
+    from hydra import compose, initialize
+
+    with (
+        initialize(version_base="1.3", config_path="../../conf"),
+        pytest.raises(ConfigCompositionException, match="remask"),
+    ):
+        compose("config", overrides=["remask=no_such_policy"])

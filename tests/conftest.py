@@ -1,0 +1,44 @@
+"""Shared fixtures: compose the real config tree with test-sized overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize
+from omegaconf import DictConfig, open_dict
+
+# small enough for seconds on a CPU, large enough to exercise every code path
+TINY = [
+    "logger=csv",
+    "sft.max_steps=12",
+    "sft.val_check_interval=6",
+    "sft.checkpoint_every=6",
+    "data.n_train=512",
+    "data.n_val=64",
+    "data.batch_size=16",
+    "benchmark.n_problems=12",
+    "backbone.d_model=32",
+    "backbone.n_layers=2",
+    "backbone.n_heads=2",
+    "+trainer.enable_progress_bar=false",
+]
+
+
+@pytest.fixture
+def compose_cfg(tmp_path: Path):
+    """`compose_cfg(*overrides, tiny=True)` -> the composed root config, writing under tmp_path."""
+
+    def _compose(*overrides: str, tiny: bool = True, hydra_cfg: bool = False) -> DictConfig:
+        with initialize(version_base="1.3", config_path="../conf"):
+            cfg = compose(
+                "config",
+                overrides=[*(TINY if tiny else []), *overrides],
+                return_hydra_config=hydra_cfg,
+            )
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(tmp_path / "out")
+            cfg.paths.cache_dir = str(tmp_path / "cache")
+        return cfg
+
+    return _compose

@@ -1,0 +1,48 @@
+"""Tiny fakes for unit tests: a backbone whose logits are a fixed table."""
+
+from __future__ import annotations
+
+import torch
+
+from backplay_exp.backbones.base import Backbone, BackboneOutput
+from backplay_exp.data.tokenizer import char_tokenizer
+
+
+def tok_id(tokenizer, char: str) -> int:
+    return tokenizer.convert_tokens_to_ids(char)
+
+
+class TableBackbone(Backbone):
+    """Predicts `token[i]` at response position i with confidence ranked by `score[i]`.
+
+    Logits do not depend on the input (except per row: `tables` is indexed by the row's last
+    prompt token), so the decoding order is fully determined by the table. Every input it sees
+    is recorded in `seen`.
+    """
+
+    name = "table"
+
+    def __init__(self, tokens: dict[str, list[str]], scores: dict[str, list[float]]):
+        super().__init__(char_tokenizer())
+        self.hidden_size = 4
+        self.rows = {}
+        vocab = len(self.tokenizer)
+        for key, toks in tokens.items():
+            logits = torch.zeros(len(toks), vocab)
+            for i, (t, s) in enumerate(zip(toks, scores[key], strict=True)):
+                tid = self.eos_id if t == "<eos>" else tok_id(self.tokenizer, t)
+                logits[i, tid] = s
+            self.rows[tok_id(self.tokenizer, key)] = logits
+        self.seen: list[torch.Tensor] = []
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, tokens, attention_mask=None):
+        self.seen.append(tokens.clone())
+        b, t = tokens.shape
+        out = torch.zeros(b, t, len(self.tokenizer))
+        for r in range(b):
+            table = self.rows[int(tokens[r, self.prompt_len - 1])]
+            out[r, self.prompt_len :] = table
+        return BackboneOutput(logits=out, hidden=torch.zeros(b, t, self.hidden_size))
+
+    prompt_len = 1
