@@ -46,3 +46,21 @@ class TableBackbone(Backbone):
         return BackboneOutput(logits=out, hidden=torch.zeros(b, t, self.hidden_size))
 
     prompt_len = 1
+
+
+class FixedHead(torch.nn.Module):
+    """A correction head whose error probability per response position is given (or all 1)."""
+
+    def __init__(self, err_by_pos=None, prompt_len=1):
+        super().__init__()
+        self.err, self.prompt_len = err_by_pos, prompt_len
+        self.calls = 0
+
+    def forward(self, hidden, attention_mask=None):
+        self.calls += 1
+        b, t, _ = hidden.shape
+        err = torch.ones(b, t) if self.err is None else torch.zeros(b, t)
+        if self.err is not None:
+            err[:, self.prompt_len : self.prompt_len + len(self.err)] = torch.tensor(self.err)
+        p_correct = (1 - err).clamp(1e-6, 1 - 1e-6)
+        return torch.log(p_correct / (1 - p_correct))  # logit of "correct"

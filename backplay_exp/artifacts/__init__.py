@@ -1,0 +1,15 @@
+"""Artifact distributions: corrupted training sequences for the correction head (METHOD.md s.4)."""
+
+from backplay_exp.artifacts.base import Artifact, ArtifactDistribution
+from backplay_exp.artifacts.lbc import LbcArtifact, OneStepArtifact, lbc_corrupt
+from backplay_exp.artifacts.uniform import UniformArtifact, uniform_corrupt
+
+__all__ = [
+    "Artifact",
+    "ArtifactDistribution",
+    "LbcArtifact",
+    "OneStepArtifact",
+    "UniformArtifact",
+    "lbc_corrupt",
+    "uniform_corrupt",
+]

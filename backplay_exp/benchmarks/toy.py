@@ -69,7 +69,7 @@ class ToyTask:
         m = self.modulus
         value = rng.randrange(m)
         prompt, steps = [str(value)], []
-        start = str(value) if self.restate_start else ""
+        start = f"{value}{self.step_sep}" if self.restate_start else ""
         for _ in range(rng.randint(self.min_steps, self.max_steps)):
             op = rng.choice(self.ops)
             d = rng.randrange(1, m) if op == "*" else rng.randrange(m)

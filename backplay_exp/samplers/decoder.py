@@ -4,8 +4,10 @@ The response canvas of `gen_length` masks is split into blocks of `block_length`
 forward pass (NFE += 1 per row; classifier-free guidance makes it 2): the policy may remask
 committed tokens of its look-back window, then the schedule's count of the best-ranked masks at or
 left of the current block is committed. A block ends when no mask is left up to its end, so
-remasking only adds steps. After a block, a row whose block holds EoS stops (early stop) and the
-rest of its canvas is filled with EoS. Rows are batched and finish independently; prompts are
+remasking only adds steps (timeline rollback); a block may take at most `max_steps_factor` times its
+plain steps, after which nothing is remasked (termination guarantee). After a block, a row whose
+block holds EoS stops (early stop) and the rest of its canvas is filled with EoS. The head runs
+only on steps where a remask is due, on the hidden states of that step's forward pass. Rows are batched and finish independently; prompts are
 left-padded and the padding is masked out of attention.
 """
 
@@ -86,26 +88,16 @@ class Decoder:
         self.max_steps_factor = max_steps_factor
 
     def _forward(
-        self,
-        backbone: Backbone,
-        x: torch.Tensor,
-        attn: torch.Tensor,
-        prompt: torch.Tensor,
-        head: Head | None,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Logits (b, T, V) (guided if cfg_scale > 0) and head error probs (b, T) or None."""
+        self, backbone: Backbone, x: torch.Tensor, attn: torch.Tensor, prompt: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits (b, T, V) (guided if cfg_scale > 0) and the tapped hidden states (b, T, D)."""
         if self.cfg_scale > 0:
             uncond = torch.where(prompt, backbone.mask_id, x)  # prompt replaced by masks
             out = backbone(torch.cat([x, uncond]), torch.cat([attn, attn]))
             cond, un = out.logits.chunk(2)
-            logits, hidden = un + (self.cfg_scale + 1) * (cond - un), out.hidden[: len(x)]
-        else:
-            out = backbone(x, attn)
-            logits, hidden = out.logits, out.hidden
-        p_err = None
-        if head is not None and self.policy.uses_head:
-            p_err = 1 - torch.sigmoid(head(hidden, attn).float())  # (b, T)
-        return logits, p_err
+            return un + (self.cfg_scale + 1) * (cond - un), out.hidden[: len(x)]
+        out = backbone(x, attn)
+        return out.logits, out.hidden
 
     @torch.no_grad()
     def generate(
@@ -141,47 +133,65 @@ class Decoder:
         is_prompt[:, :p_len] = prompt_mask.bool()
         pos = torch.arange(x.shape[1], device=dev)  # (T,)
         nfe = torch.zeros(b_all, dtype=torch.long, device=dev)
+        step = torch.zeros_like(nfe)  # decoding steps per row (CFG does not double these)
         remasks = torch.zeros_like(nfe)
         last_remask = torch.full_like(x, -(10**9))
         done = torch.zeros(b_all, dtype=torch.bool, device=dev)
         num_blocks = -(-self.gen_length // bl)
         max_block_steps = self.max_steps_factor * self.schedule.plain_steps(bl, num_blocks)
         cost = 2 if self.cfg_scale > 0 else 1
+        policy = self.policy
 
         for block in range(num_blocks):
             lo, hi = p_len + block * bl, min(p_len + (block + 1) * bl, x.shape[1])
-            win_lo = max(p_len, lo - self.policy.block_buffer * bl)
+            win_lo = max(p_len, lo - policy.block_buffer * bl)
             plan = self.schedule.plan((x[:, lo:hi] == mask_id).sum(-1), num_blocks)  # (B, S)
             step_in_block = torch.zeros_like(nfe)
+            checked = torch.zeros_like(done)
             while True:
-                open_ = (x[:, :hi] == mask_id).any(-1) & ~done  # (B,) rows with masks to fill
-                if not open_.any():
+                has_mask = (x[:, :hi] == mask_id).any(-1)  # (B,)
+                stopping = ~has_mask & ~done
+                if block < num_blocks - 1:
+                    stopping &= (x[:, lo:hi] == backbone.eos_id).any(-1)
+                judge = stopping & ~checked & (step_in_block < max_block_steps)
+                judge &= policy.final_check
+                active = (has_mask & ~done) | judge
+                if not active.any():
                     break
-                rows = open_.nonzero(as_tuple=True)[0]  # (b,)
-                xr = x[rows]  # (b, T)
-                logits, p_err = self._forward(backbone, xr, attn[rows], is_prompt[rows], head)
+                rows = active.nonzero(as_tuple=True)[0]  # (b,)
+                xr, sib = x[rows], step_in_block[rows]
+                due = policy.remask_due(step[rows], sib == 0) | judge[rows]
+                due &= sib < max_block_steps  # termination guarantee
+                logits, hidden = self._forward(backbone, xr, attn[rows], is_prompt[rows])
+                p_err = None
+                if policy.uses_head and due.any():
+                    assert head is not None
+                    p_err = 1 - torch.sigmoid(head(hidden, attn[rows]).float())  # (b, T)
                 x_hat, conf = propose_tokens(logits, self.temperature, generator)
                 masked = xr == mask_id  # (b, T)
                 state = StepState(
                     x=xr,
                     committed=~masked & (pos >= win_lo) & (pos < hi),
                     p_err=p_err,
-                    nfe=nfe[rows],
-                    step_in_block=step_in_block[rows],
-                    max_block_steps=max_block_steps,
+                    due=due,
+                    step=step[rows],
                     last_remask=last_remask[rows],
                 )
-                remask = self.policy.remask(state, generator)  # (b, T) bool or None
+                remask = policy.remask(state, generator)  # (b, T) bool or None
                 cand = masked & (pos < hi)
-                counts = step_counts(plan[rows], step_in_block[rows], cand.sum(-1))
-                commit = select_top(self.policy.commit_scores(conf, generator), cand, counts)
+                counts = step_counts(plan[rows], sib, cand.sum(-1))
+                commit = select_top(policy.commit_scores(conf, generator), cand, counts)
                 xr = torch.where(commit, x_hat, xr)
+                remasked_any = torch.zeros_like(due)
                 if remask is not None:
                     xr = torch.where(remask, mask_id, xr)
-                    last_remask[rows] = torch.where(remask, nfe[rows][:, None], last_remask[rows])
+                    last_remask[rows] = torch.where(remask, step[rows][:, None], last_remask[rows])
                     remasks[rows] += remask.sum(-1)
+                    remasked_any = remask.any(-1)
                 x[rows] = xr
+                checked[rows] = judge[rows] & ~remasked_any
                 nfe[rows] += cost
+                step[rows] += 1
                 step_in_block[rows] += 1
             if self.early_stop:
                 stop = ~done & (x[:, lo:hi] == backbone.eos_id).any(-1)  # (B,)

@@ -1,8 +1,15 @@
 """Decoding policies (config group `remask`): which masks to commit, and what to remask.
 
 METHOD.md section 6. A policy ranks the masked candidates of a step (`commit_scores`) and may
-return committed positions to put back under the mask (`remask`; none by default). The loop in
-`decoder.py` does the rest, so every policy shares one loop.
+send committed tokens back under the mask (`remask`). The loop in `decoder.py` does the rest,
+so every policy shares one loop.
+
+- `confidence` (Alg. 3): commit the most confident masks; never remask.
+- `random_order`: commit masks in random order; never remask.
+- `backplay` (Alg. 1): confidence commits, plus, at steps `s mod stride == 0`, remask up to
+  `max_remask` committed tokens of the look-back window whose head error probability exceeds
+  `threshold`, skipping tokens remasked in the last `memory_steps` steps.
+- `random` (section 4.5): `backplay` with i.i.d. uniform error scores instead of the head.
 """
 
 from __future__ import annotations
@@ -11,6 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
+from backplay_exp.samplers.select import select_top
+
 
 @dataclass
 class StepState:
@@ -18,21 +27,45 @@ class StepState:
 
     Attributes:
         x: (b, T) current tokens, prompt included.
-        committed: (b, T) bool, response tokens committed so far that may be judged (the window).
-        p_err: (b, T) head error probabilities, or None when the policy needs no head.
-        nfe: (b,) forward passes each row had before this step.
-        step_in_block: (b,) steps each row has taken in the current block.
-        max_block_steps: Steps per block after which remasking stops (termination guarantee).
-        last_remask: (b, T) long, the step (nfe) at which each position was last remasked.
+        committed: (b, T) bool, committed response tokens of the look-back window.
+        p_err: (b, T) head error probabilities, or None (no head, or no remask due).
+        due: (b,) bool, rows that remask this step (stride, block start, or final check).
+        step: (b,) decoding steps each row has taken so far.
+        last_remask: (b, T) long, the step at which each position was last remasked.
     """
 
     x: torch.Tensor
     committed: torch.Tensor
     p_err: torch.Tensor | None
-    nfe: torch.Tensor
-    step_in_block: torch.Tensor
-    max_block_steps: int
+    due: torch.Tensor
+    step: torch.Tensor
     last_remask: torch.Tensor
+
+
+def remask_candidates(
+    committed: torch.Tensor, step: torch.Tensor, last_remask: torch.Tensor, memory_steps: int
+) -> torch.Tensor:
+    """Committed window tokens not remasked in the last `memory_steps` steps: (b, T) bool."""
+    return committed & (step[:, None] - last_remask >= memory_steps)
+
+
+def select_remask(
+    err: torch.Tensor, candidates: torch.Tensor, threshold: float, max_remask: int
+) -> torch.Tensor:
+    """Up to `max_remask` candidates per row with the highest `err`, only those above threshold.
+
+    Args:
+        err: (b, T) error scores.
+        candidates: (b, T) bool.
+        threshold: τ; a token is remasked only if its score exceeds it.
+        max_remask: K, the most tokens remasked per row per step.
+
+    Returns:
+        (b, T) bool.
+    """
+    eligible = candidates & (err > threshold)
+    counts = torch.full(err.shape[:1], max_remask, dtype=torch.long, device=err.device)
+    return select_top(err.float(), eligible, counts)
 
 
 class ConfidencePolicy:
@@ -40,13 +73,20 @@ class ConfidencePolicy:
 
     name = "confidence"
     uses_head = False
+    remasks = False
     block_buffer = 0
+    check_block_start = False
+    final_check = False
 
     def commit_scores(
         self, confidence: torch.Tensor, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         """(B, T) ranking of candidates: their confidence."""
         return confidence
+
+    def remask_due(self, step: torch.Tensor, block_start: torch.Tensor) -> torch.Tensor:
+        """(b,) rows that remask at this step: none."""
+        return torch.zeros_like(step, dtype=torch.bool)
 
     def remask(
         self, state: StepState, generator: torch.Generator | None = None
@@ -65,3 +105,77 @@ class RandomOrderPolicy(ConfidencePolicy):
     ) -> torch.Tensor:
         """(B, T) i.i.d. uniform scores (drawn like LLaDA's `torch.rand((B, T))`)."""
         return torch.rand(confidence.shape, generator=generator, device=confidence.device)
+
+
+class BackplayPolicy(ConfidencePolicy):
+    """Dynamic self-correction (BackPlay Alg. 1) with the correction head's error probability.
+
+    Args:
+        threshold: τ on the error probability `e = 1 - sigmoid(head)` (paper: 0.75; a
+            calibration knob, see METHOD.md section 6).
+        max_remask: K, most tokens remasked per step (paper: 2).
+        stride: Remask only at steps `s mod stride == 0` (paper: 4).
+        block_buffer: Look-back window = current block + this many previous blocks (paper: 4).
+        memory_steps: Anti-repetition memory: a token remasked in the last this-many steps is
+            not remasked again.
+        check_block_start: Also judge at the first step of every block (the previous block's
+            last commits are otherwise judged only if a stride step comes later). No extra NFE.
+        final_check: Before a row stops (its finished block holds EoS, or it is the last
+            block), run one more forward to judge that block (1 extra NFE per problem).
+    """
+
+    name = "backplay"
+    uses_head = True
+    remasks = True
+
+    def __init__(
+        self,
+        threshold: float,
+        max_remask: int,
+        stride: int,
+        block_buffer: int,
+        memory_steps: int,
+        check_block_start: bool,
+        final_check: bool,
+    ) -> None:
+        if stride < 1 or max_remask < 0 or block_buffer < 0 or memory_steps < 0:
+            raise ValueError("remask: need stride >= 1 and non-negative K, buffer, memory")
+        self.threshold, self.max_remask, self.stride = threshold, max_remask, stride
+        self.block_buffer, self.memory_steps = block_buffer, memory_steps
+        self.check_block_start, self.final_check = check_block_start, final_check
+
+    def remask_due(self, step: torch.Tensor, block_start: torch.Tensor) -> torch.Tensor:
+        """(b,) rows whose step is a multiple of the stride (or a block's first step)."""
+        due = step % self.stride == 0
+        return due | block_start if self.check_block_start else due
+
+    def error_scores(
+        self, state: StepState, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """(b, T) error probabilities: the head's."""
+        assert state.p_err is not None, "the decoder computes p_err when a remask is due"
+        return state.p_err
+
+    def remask(
+        self, state: StepState, generator: torch.Generator | None = None
+    ) -> torch.Tensor | None:
+        """Up to K window tokens with error score above τ, on the rows that are due."""
+        if not state.due.any():
+            return None
+        err = self.error_scores(state, generator)
+        cand = remask_candidates(state.committed, state.step, state.last_remask, self.memory_steps)
+        cand &= state.due[:, None]
+        return select_remask(err, cand, self.threshold, self.max_remask)
+
+
+class RandomRemaskPolicy(BackplayPolicy):
+    """`random` (BackPlay section 4.5): Alg. 1 with i.i.d. U(0, 1) error scores, no head."""
+
+    name = "random"
+    uses_head = False
+
+    def error_scores(
+        self, state: StepState, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """(b, T) i.i.d. uniform scores."""
+        return torch.rand(state.x.shape, generator=generator, device=state.x.device)

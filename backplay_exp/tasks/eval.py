@@ -29,7 +29,7 @@ from backplay_exp.tasks.results import (
     read_samples,
     write_results,
 )
-from backplay_exp.tasks.train import sft_backbone
+from backplay_exp.tasks.models import decoding_model
 from backplay_exp.utils.device import resolve_device
 
 log = logging.getLogger(__name__)
@@ -112,10 +112,11 @@ def run(cfg: DictConfig, batch_size: int, limit: int | None = None, **_: Any) ->
     if not problems:
         raise ValueError(f"benchmark {benchmark.name} has no problems to evaluate")
 
-    backbone, source = sft_backbone(cfg)
+    backbone, head, model_info = decoding_model(cfg, policy.uses_head)
     device = resolve_device(cfg.device)
     backbone.to(device).eval()
-    head = None  # the BackPlay issue adds the correction head stage here
+    if head is not None:
+        head.to(device).eval()
 
     path = out / SAMPLES_FILE
     done = read_samples(path)
@@ -137,8 +138,7 @@ def run(cfg: DictConfig, batch_size: int, limit: int | None = None, **_: Any) ->
             "task": "eval",
             "benchmark": benchmark.name,
             "backbone": getattr(backbone, "name", type(backbone).__name__),
-            "backbone_source": source,
-            "artifact": None,
+            **model_info,
             "remask": policy.name,
             "tokens_per_step": decoder.tokens_per_step,
             **metrics,

@@ -1,11 +1,17 @@
-"""Training tasks (`task=sft`, and the stage that eval jobs resolve): fit a module, export it.
+"""Training stages: SFT, head-only (BackPlay) and joint; each cached by its config signature.
 
-`python -m backplay_exp task=sft` trains the SFT stage of the current config into the stage
-cache (or finds it there) and records where it is in the run's `results.json`.
+    python -m backplay_exp task=sft      # the SFT stage of this config
+    python -m backplay_exp task=head     # SFT stage (if missing) -> frozen backbone -> head
+    python -m backplay_exp task=joint    # backbone + head trained together (ablation)
+
+Each task makes sure its stage exists in the cache (training it if missing, resuming if it was
+interrupted) and records the stage and its metrics in the run's `results.json`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from functools import partial
@@ -13,13 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from backplay_exp.backbones.base import Backbone, load_backbone
+from backplay_exp.heads.io import save_head
 from backplay_exp.tasks.results import write_results
-from backplay_exp.tasks.stages import ensure_stage, signature
+from backplay_exp.tasks.stages import DONE_FILE, ensure_stage, signature
 from backplay_exp.utils.instantiate import instantiate_loggers
 
 log = logging.getLogger(__name__)
@@ -59,6 +67,14 @@ def fit(
     return metrics | {"train_s": time.perf_counter() - start, "steps": trainer.global_step}
 
 
+def stage_metrics(stage: Path) -> dict[str, Any]:
+    """The metrics a finished stage recorded."""
+    return json.loads((stage / DONE_FILE).read_text())
+
+
+# --- SFT -------------------------------------------------------------------------------------
+
+
 def sft_stage_dir(cfg: DictConfig) -> Path:
     """Where the SFT stage of this config lives in the cache."""
     sig = signature("sft", cfg.backbone, cfg.data, cfg.sft, cfg.seed, cfg.trainer.precision)
@@ -76,32 +92,99 @@ def train_sft(cfg: DictConfig, out: Path) -> dict[str, float]:
     return metrics
 
 
+def sft_source(cfg: DictConfig) -> str:
+    """A stable name of the SFT model this config starts from (no training involved)."""
+    ckpt = str(cfg.sft.checkpoint)
+    if ckpt == "auto":
+        return f"sft/{sft_stage_dir(cfg).name}"
+    if ckpt == "pretrained":
+        return f"pretrained/{signature(cfg.backbone)}"
+    return ckpt
+
+
 def sft_backbone(cfg: DictConfig) -> tuple[Backbone, str]:
-    """The backbone an eval or head job starts from, and where it came from.
+    """The SFT backbone of this config and its `sft_source`.
 
     `sft.checkpoint` is `auto` (the cached SFT stage, trained if missing), `pretrained` (the
-    backbone's own weights, e.g. an instruct model), or the path of a saved backbone. The
-    returned source is `sft/<signature>` for a cached stage, so it is the same on every machine.
+    backbone's own weights, e.g. an instruct model), or the path of a saved backbone.
     """
     ckpt = str(cfg.sft.checkpoint)
     if ckpt == "pretrained":
-        return instantiate(cfg.backbone), "pretrained"
+        return instantiate(cfg.backbone), sft_source(cfg)
     if ckpt == "auto":
         stage = ensure_stage(sft_stage_dir(cfg), partial(train_sft, cfg))
-        return load_backbone(stage / "backbone"), f"sft/{stage.name}"
+        return load_backbone(stage / "backbone"), sft_source(cfg)
     return load_backbone(ckpt), ckpt
 
 
 def run_sft(cfg: DictConfig, **_: Any) -> dict[str, float]:
     """`task=sft`: make sure the SFT stage exists; report its metrics."""
     stage = ensure_stage(sft_stage_dir(cfg), partial(train_sft, cfg))
-    metrics = load_stage_metrics(stage)
-    write_results(cfg, {"task": "sft", "stage_dir": str(stage), **metrics})
+    metrics = stage_metrics(stage)
+    write_results(cfg, {"task": "sft", "stage": f"sft/{stage.name}", **metrics})
     return metrics
 
 
-def load_stage_metrics(stage: Path) -> dict[str, float]:
-    """The metrics a finished stage recorded in its `done.json`."""
-    import json
+# --- correction head (head-only and joint) ---------------------------------------------------
 
-    return json.loads((stage / "done.json").read_text())
+
+def head_stage_dir(cfg: DictConfig) -> Path:
+    """Where the head stage (frozen SFT backbone + head) of this config lives."""
+    sig = signature("head", sft_source(cfg), cfg.head, cfg.artifact, cfg.head_train, cfg.data,
+                    cfg.seed, cfg.trainer.precision)
+    return Path(cfg.paths.cache_dir) / "head" / sig
+
+
+def joint_stage_dir(cfg: DictConfig) -> Path:
+    """Where the joint stage (backbone and head trained together) of this config lives."""
+    sig = signature("joint", cfg.backbone, cfg.head, cfg.artifact, cfg.joint, cfg.data,
+                    cfg.seed, cfg.trainer.precision)
+    return Path(cfg.paths.cache_dir) / "joint" / sig
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    """SHA-256 of every parameter and buffer's bytes (to prove a frozen model unchanged)."""
+    digest = hashlib.sha256()
+    for name, value in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(value.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def train_correction(cfg: DictConfig, out: Path, joint: bool) -> dict[str, Any]:
+    """Train a head on the SFT backbone (frozen) or, if `joint`, with a fresh backbone."""
+    L.seed_everything(cfg.seed, workers=True)
+    backbone = instantiate(cfg.backbone) if joint else sft_backbone(cfg)[0]
+    recipe = cfg.joint if joint else cfg.head_train
+    head_cfg = OmegaConf.merge(cfg.head, {"d_in": backbone.hidden_size})
+    head = instantiate(head_cfg)
+    module = instantiate(
+        recipe.module, backbone=backbone, head=head, artifact=instantiate(cfg.artifact)
+    )
+    datamodule = instantiate(cfg.data, tokenizer=backbone.tokenizer)
+    before = weights_digest(backbone)
+    metrics: dict[str, Any] = dict(fit(cfg, recipe, module, datamodule, out))
+    save_head(head, out / "head", head_cfg)
+    if joint:
+        backbone.save(out / "backbone", cfg.backbone)
+    else:
+        metrics["backbone_unchanged"] = weights_digest(backbone) == before
+    metrics["head_params"] = sum(p.numel() for p in head.parameters())
+    return metrics
+
+
+def run_head(cfg: DictConfig, **_: Any) -> dict[str, Any]:
+    """`task=head`: make sure the head stage exists; report its metrics (AUROC, AP, BCE)."""
+    stage = ensure_stage(head_stage_dir(cfg), partial(train_correction, cfg, joint=False))
+    metrics = stage_metrics(stage)
+    write_results(cfg, {"task": "head", "stage": f"head/{stage.name}",
+                        "artifact": cfg.artifact.get("_target_"), **metrics})
+    return metrics
+
+
+def run_joint(cfg: DictConfig, **_: Any) -> dict[str, Any]:
+    """`task=joint`: make sure the joint stage exists; report its metrics."""
+    stage = ensure_stage(joint_stage_dir(cfg), partial(train_correction, cfg, joint=True))
+    metrics = stage_metrics(stage)
+    write_results(cfg, {"task": "joint", "stage": f"joint/{stage.name}", **metrics})
+    return metrics

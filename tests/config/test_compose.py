@@ -56,11 +56,35 @@ def test_data_options_build(compose_cfg, option):
     assert batch["input_ids"].shape == batch["response_mask"].shape
 
 
+MOUNTS = {"sft": "sft", "head_only": "head_train", "joint": "joint"}
+
+
 @pytest.mark.parametrize("option", options("module"))
 def test_module_options_build(compose_cfg, option):
-    cfg = compose_cfg(f"module@sft.module={option}")
-    module = instantiate(cfg.sft.module, backbone=instantiate(cfg.backbone))
+    mount = MOUNTS[option]
+    cfg = compose_cfg(f"module@{mount}.module={option}")
+    backbone = instantiate(cfg.backbone)
+    extra = {}
+    if option != "sft":  # correction modules also take a head and an artifact distribution
+        head = instantiate(cfg.head, d_in=backbone.hidden_size)
+        extra = {"head": head, "artifact": instantiate(cfg.artifact)}
+    module = instantiate(cfg[mount].module, backbone=backbone, **extra)
     assert sum(p.numel() for p in module.parameters()) > 0
+
+
+@pytest.mark.parametrize("option", options("head"))
+def test_head_options_build(compose_cfg, option):
+    import torch
+
+    cfg = compose_cfg(f"head={option}")
+    head = instantiate(cfg.head, d_in=32)
+    assert head(torch.zeros(2, 5, 32)).shape == (2, 5)
+
+
+@pytest.mark.parametrize("option", options("artifact"))
+def test_artifact_options_build(compose_cfg, option):
+    cfg = compose_cfg(f"artifact={option}")
+    assert instantiate(cfg.artifact).name == option
 
 
 @pytest.mark.parametrize("option", options("trainer"))

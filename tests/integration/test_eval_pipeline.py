@@ -51,7 +51,7 @@ def test_eval_trains_sft_stage_then_writes_contract_files(compose_cfg):
     stage = train.sft_stage_dir(cfg)
     assert (stage / "done.json").exists()
     assert (stage / "backbone" / "tokenizer").is_dir()  # tokenizer saved with the checkpoint
-    assert results["backbone_source"] == f"sft/{stage.name}"
+    assert results["model_source"] == f"sft/{stage.name}"
 
 
 def test_second_job_reuses_the_cached_stage(compose_cfg, monkeypatch):

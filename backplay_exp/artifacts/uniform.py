@@ -1,0 +1,80 @@
+"""Uniform-noise artifacts (RemeDi-style; LLaDA2.1's `random_vocab` T2T recipe).
+
+METHOD.md section 4 (`uniform`): `x̃ = x_t`, then a fraction `ρ_u ~ U(ρ_min, ρ_max)` of the
+visible maskable response tokens is replaced by tokens drawn uniformly from the vocabulary,
+special tokens excluded. No model call: the errors are not the model's own.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from backplay_exp.artifacts.base import Artifact, finish, uniform_range
+from backplay_exp.backbones.base import Backbone
+from backplay_exp.diffusion.masking import mask_tokens
+
+
+def uniform_corrupt(
+    x0: torch.Tensor,
+    maskable: torch.Tensor,
+    mask_id: int,
+    t: torch.Tensor,
+    rho: torch.Tensor,
+    allowed: torch.Tensor,
+    generator: torch.Generator | None = None,
+) -> Artifact:
+    """Mask at rate `t` (B,), then replace a fraction `rho` (B,) of what stays visible.
+
+    Args:
+        x0: (B, L) clean tokens.
+        maskable: (B, L) bool.
+        mask_id: Mask token id.
+        t: (B,) mask rate.
+        rho: (B,) replacement rate among visible maskable tokens.
+        allowed: (V',) long, the token ids noise is drawn from.
+        generator: Explicit randomness.
+    """
+    x_t, mask_t = mask_tokens(x0, maskable, t, mask_id, generator)
+    visible = maskable & ~mask_t
+    u = torch.rand(x0.shape, generator=generator, device=x0.device)
+    replace = visible & (u < rho[:, None])
+    noise = allowed[torch.randint(len(allowed), x0.shape, generator=generator, device=x0.device)]
+    return finish(torch.where(replace, noise, x_t), x0, visible)
+
+
+def non_special_ids(backbone: Backbone) -> torch.Tensor:
+    """(V',) ids of the backbone's vocabulary that are not special tokens."""
+    keep = torch.ones(len(backbone.tokenizer), dtype=torch.bool)
+    keep[list(backbone.tokenizer.all_special_ids)] = False
+    keep[backbone.mask_id] = False
+    return keep.nonzero().squeeze(-1)
+
+
+class UniformArtifact:
+    """`artifact=uniform`: random-vocabulary corruption of visible tokens.
+
+    Args:
+        t_min: Lower bound of the mask rate t.
+        t_max: Upper bound of t.
+        rho_min: Lower bound of the replaced fraction.
+        rho_max: Upper bound of the replaced fraction.
+    """
+
+    name = "uniform"
+
+    def __init__(self, t_min: float, t_max: float, rho_min: float, rho_max: float) -> None:
+        self.t, self.rho = (t_min, t_max), (rho_min, rho_max)
+
+    def __call__(
+        self,
+        x0: torch.Tensor,
+        maskable: torch.Tensor,
+        backbone: Backbone,
+        generator: torch.Generator | None = None,
+    ) -> Artifact:
+        """Corrupt the clean batch `x0` (B, L); the model is not called (no model errors)."""
+        b, dev = x0.shape[0], x0.device
+        t = uniform_range(*self.t, b, generator, dev)
+        rho = uniform_range(*self.rho, b, generator, dev)
+        allowed = non_special_ids(backbone).to(dev)
+        return uniform_corrupt(x0, maskable, backbone.mask_id, t, rho, allowed, generator)

@@ -1,0 +1,82 @@
+"""Transformer pieces shared by the `tiny` backbone and the correction head.
+
+LLaDA's block shape: pre-norm RMSNorm -> rotary self-attention without a causal mask -> optional
+depthwise 1-D convolution (a local mixer) -> SwiGLU MLP, each residual. Positions come from the
+attention mask (`positions_from_mask`), so left padding does not shift them.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def positions_from_mask(keep: torch.Tensor) -> torch.Tensor:
+    """Position ids (B, L) that skip left padding: `keep` (B, L) bool marks real tokens."""
+    return (keep.long().cumsum(-1) - 1).clamp(min=0)
+
+
+class RMSNorm(nn.Module):
+    """Root-mean-square layer norm with a learned gain."""
+
+    def __init__(self, dim: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise the last dimension of `x`."""
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+def rotary_tables(
+    positions: torch.Tensor, head_dim: int, base: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cos/sin tables for rotary embeddings: `positions` (B, L) -> two (B, 1, L, head_dim/2)."""
+    inv_freq = base ** (-torch.arange(0, head_dim, 2, device=positions.device) / head_dim)
+    angles = positions.float()[..., None] * inv_freq  # (B, L, hd/2)
+    return angles.cos()[:, None], angles.sin()[:, None]
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs of channels of `x` (B, H, L, hd) by the position angles."""
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    return torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
+
+
+class Block(nn.Module):
+    """One pre-norm block: attention, optional depthwise conv, SwiGLU MLP; each residual."""
+
+    def __init__(self, dim: int, n_heads: int, mlp_ratio: float, conv_kernel: int) -> None:
+        super().__init__()
+        if dim % n_heads:
+            raise ValueError(f"d_model={dim} is not divisible by n_heads={n_heads}")
+        self.n_heads = n_heads
+        self.attn_norm = RMSNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.attn_out = nn.Linear(dim, dim, bias=False)
+        self.conv = None
+        if conv_kernel > 0:
+            self.conv_norm = RMSNorm(dim)
+            self.conv = nn.Conv1d(dim, dim, conv_kernel, padding=conv_kernel // 2, groups=dim)
+        hidden = int(mlp_ratio * dim)
+        self.mlp_norm = RMSNorm(dim)
+        self.gate_up = nn.Linear(dim, 2 * hidden, bias=False)
+        self.down = nn.Linear(hidden, dim, bias=False)
+
+    def forward(
+        self, h: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], keep: torch.Tensor
+    ) -> torch.Tensor:
+        """`h` (B, L, D); `keep` (B, L) bool marks real (non-padding) tokens."""
+        b, n, d = h.shape
+        q, k, v = self.qkv(self.attn_norm(h)).view(b, n, 3, self.n_heads, -1).unbind(2)
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, L, hd)
+        q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
+        attn = F.scaled_dot_product_attention(q, k, v, attn_mask=keep[:, None, None, :])
+        h = h + self.attn_out(attn.transpose(1, 2).reshape(b, n, d))
+        if self.conv is not None:
+            x = self.conv_norm(h) * keep[..., None]  # padding must not leak into the conv
+            h = h + self.conv(x.transpose(1, 2)).transpose(1, 2)
+        gate, up = self.gate_up(self.mlp_norm(h)).chunk(2, dim=-1)
+        return h + self.down(F.silu(gate) * up)

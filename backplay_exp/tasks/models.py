@@ -1,0 +1,69 @@
+"""Which trained model an eval job decodes with (root key `model`).
+
+- `sft`: the SFT backbone, no head (confidence / random_order / random remasking).
+- `head`: the frozen SFT backbone plus the BackPlay head trained on it (task=head's stage).
+- `joint`: the backbone and head of the joint ablation (task=joint's stage).
+- `auto`: `head` when the remask policy needs a head, else `sft`.
+Stages are trained on first use and cached; `head_train.checkpoint` / `joint.checkpoint` paths
+override the cache.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from torch import nn
+
+from backplay_exp.backbones.base import Backbone, load_backbone
+from backplay_exp.heads.io import load_head
+from backplay_exp.tasks.stages import ensure_stage
+from backplay_exp.tasks.train import (
+    head_stage_dir,
+    joint_stage_dir,
+    sft_backbone,
+    train_correction,
+)
+
+MODELS = ("auto", "sft", "head", "joint")
+
+
+def decoding_model(
+    cfg: DictConfig, policy_uses_head: bool
+) -> tuple[Backbone, nn.Module | None, dict[str, Any]]:
+    """The backbone and head to decode with, and what describes them in results.json."""
+    model = str(cfg.model)
+    if model not in MODELS:
+        raise ValueError(f"model={model!r} is not one of {', '.join(MODELS)}")
+    if model == "auto":
+        model = "head" if policy_uses_head else "sft"
+    if model == "sft" and policy_uses_head:
+        raise ValueError(
+            "this remask policy needs a correction head: use model=head (BackPlay) or "
+            "model=joint, or a policy without a head (confidence, random_order, random)"
+        )
+    artifact = instantiate(cfg.artifact).name
+    if model == "joint":
+        ckpt = str(cfg.joint.checkpoint)
+        if ckpt == "auto":
+            stage = ensure_stage(joint_stage_dir(cfg), partial(train_correction, cfg, joint=True))
+            source = f"joint/{stage.name}"
+        else:
+            stage, source = Path(ckpt), ckpt
+        info = {"model": "joint", "artifact": artifact, "model_source": source}
+        return load_backbone(stage / "backbone"), load_head(stage / "head"), info
+    backbone, source = sft_backbone(cfg)
+    if model == "sft":
+        return backbone, None, {"model": "sft", "artifact": None, "model_source": source}
+    ckpt = str(cfg.head_train.checkpoint)
+    if ckpt == "auto":
+        stage = ensure_stage(head_stage_dir(cfg), partial(train_correction, cfg, joint=False))
+        head_dir, head_source = stage / "head", f"head/{stage.name}"
+    else:
+        head_dir, head_source = Path(ckpt), ckpt
+    info = {"model": "head", "artifact": artifact, "model_source": source,
+            "head_source": head_source}
+    return backbone, load_head(head_dir), info
