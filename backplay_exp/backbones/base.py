@@ -78,8 +78,10 @@ class Backbone(nn.Module):
         self.tokenizer.save_pretrained(str(out / TOKENIZER_DIR))
 
 
-def load_backbone(ckpt_dir: str | Path) -> Backbone:
+def load_backbone(ckpt_dir: str | Path, overrides: dict | None = None) -> Backbone:
     """Rebuild a backbone saved by `Backbone.save`: its config, its tokenizer, its weights.
+
+    `overrides` replaces config values that do not touch the weights (e.g. `tap_layer`).
 
     Raises:
         FileNotFoundError: naming the missing file, if `ckpt_dir` is not a saved backbone.
@@ -95,7 +97,9 @@ def load_backbone(ckpt_dir: str | Path) -> Backbone:
             )
     cfg = OmegaConf.load(ckpt / CONFIG_FILE)
     tokenizer = AutoTokenizer.from_pretrained(str(ckpt / TOKENIZER_DIR))
-    overrides = {"tokenizer": tokenizer} if "tokenizer" in cfg else {}
-    backbone: Backbone = instantiate(cfg, **overrides)
+    kwargs = dict(overrides or {})
+    if "tokenizer" in cfg:
+        kwargs["tokenizer"] = tokenizer
+    backbone: Backbone = instantiate(cfg, **kwargs)
     backbone.load_state_dict(load_file(str(ckpt / WEIGHTS_FILE)))
     return backbone

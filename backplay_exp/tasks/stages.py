@@ -27,19 +27,24 @@ DONE_FILE = "done.json"
 NOT_IN_SIGNATURE = ("checkpoint",)
 
 
-def _plain(node: Any) -> Any:
+def _plain(node: Any, ignore: tuple[str, ...]) -> Any:
     if isinstance(node, DictConfig):
         node = OmegaConf.to_container(node, resolve=True)
     if isinstance(node, dict):
-        return {k: _plain(v) for k, v in node.items() if k not in NOT_IN_SIGNATURE}
+        return {k: _plain(v, ignore) for k, v in node.items() if k not in ignore}
     if isinstance(node, list | tuple):
-        return [_plain(v) for v in node]
+        return [_plain(v, ignore) for v in node]
     return node
 
 
-def signature(*parts: Any) -> str:
-    """A short, stable hash of config nodes and plain values (order matters, key order not)."""
-    payload = json.dumps([_plain(p) for p in parts], sort_keys=True, default=str)
+def signature(*parts: Any, ignore: tuple[str, ...] = ()) -> str:
+    """A short, stable hash of config nodes and plain values (order matters, key order not).
+
+    Keys named in `NOT_IN_SIGNATURE` or `ignore` are left out at every depth.
+    """
+    payload = json.dumps(
+        [_plain(p, NOT_IN_SIGNATURE + ignore) for p in parts], sort_keys=True, default=str
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 

@@ -75,9 +75,16 @@ def stage_metrics(stage: Path) -> dict[str, Any]:
 # --- SFT -------------------------------------------------------------------------------------
 
 
+# which hidden state the head reads does not change how the backbone is fine-tuned
+READOUT_KEYS = ("tap_layer",)
+
+
 def sft_stage_dir(cfg: DictConfig) -> Path:
     """Where the SFT stage of this config lives in the cache."""
-    sig = signature("sft", cfg.backbone, cfg.data, cfg.sft, cfg.seed, cfg.trainer.precision)
+    sig = signature(
+        "sft", cfg.backbone, cfg.data, cfg.sft, cfg.seed, cfg.trainer.precision,
+        ignore=READOUT_KEYS,
+    )
     return Path(cfg.paths.cache_dir) / "sft" / sig
 
 
@@ -111,10 +118,11 @@ def sft_backbone(cfg: DictConfig) -> tuple[Backbone, str]:
     ckpt = str(cfg.sft.checkpoint)
     if ckpt == "pretrained":
         return instantiate(cfg.backbone), sft_source(cfg)
+    readout = {k: cfg.backbone[k] for k in READOUT_KEYS if k in cfg.backbone}
     if ckpt == "auto":
         stage = ensure_stage(sft_stage_dir(cfg), partial(train_sft, cfg))
-        return load_backbone(stage / "backbone"), sft_source(cfg)
-    return load_backbone(ckpt), ckpt
+        return load_backbone(stage / "backbone", readout), sft_source(cfg)
+    return load_backbone(ckpt, readout), ckpt
 
 
 def run_sft(cfg: DictConfig, **_: Any) -> dict[str, float]:
@@ -130,8 +138,9 @@ def run_sft(cfg: DictConfig, **_: Any) -> dict[str, float]:
 
 def head_stage_dir(cfg: DictConfig) -> Path:
     """Where the head stage (frozen SFT backbone + head) of this config lives."""
-    sig = signature("head", sft_source(cfg), cfg.head, cfg.artifact, cfg.head_train, cfg.data,
-                    cfg.seed, cfg.trainer.precision)
+    readout = {k: cfg.backbone.get(k) for k in READOUT_KEYS}
+    sig = signature("head", sft_source(cfg), readout, cfg.head, cfg.artifact, cfg.head_train,
+                    cfg.data, cfg.seed, cfg.trainer.precision)
     return Path(cfg.paths.cache_dir) / "head" / sig
 
 
