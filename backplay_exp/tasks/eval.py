@@ -22,14 +22,15 @@ from backplay_exp.backbones.base import Backbone
 from backplay_exp.benchmarks.base import Benchmark, Problem
 from backplay_exp.data.collate import encode_prompts
 from backplay_exp.samplers.decoder import Decoder, Head
+from backplay_exp.tasks.models import decoding_model
 from backplay_exp.tasks.results import (
     SAMPLES_FILE,
     append_samples,
+    job_signature,
     output_dir,
     read_samples,
     write_results,
 )
-from backplay_exp.tasks.models import decoding_model
 from backplay_exp.utils.device import resolve_device
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,9 @@ def decode_batch(
     tokens = out.tokens.cpu()
     is_eos = tokens == backbone.eos_id
     length = torch.where(is_eos.any(-1), is_eos.int().argmax(-1), tokens.shape[1])  # (B,)
-    texts = [tok.decode(row[:n], skip_special_tokens=True) for row, n in zip(tokens, length)]
+    texts = [
+        tok.decode(row[:n], skip_special_tokens=True) for row, n in zip(tokens, length, strict=True)
+    ]
     completions = [benchmark.cut(t) for t in texts]
     verdicts = benchmark.score(problems, completions)
     return [
@@ -118,8 +121,8 @@ def run(cfg: DictConfig, batch_size: int, limit: int | None = None, **_: Any) ->
     if head is not None:
         head.to(device).eval()
 
-    path = out / SAMPLES_FILE
-    done = read_samples(path)
+    path, job = out / SAMPLES_FILE, job_signature(cfg)
+    done = read_samples(path, job)
     path.write_text("")  # drop a torn line; keep only complete records
     append_samples(path, (done[p.id] for p in problems if p.id in done))
     batches = [problems[i : i + batch_size] for i in range(0, len(problems), batch_size)]
@@ -127,7 +130,10 @@ def run(cfg: DictConfig, batch_size: int, limit: int | None = None, **_: Any) ->
         if all(p.id in done for p in batch):
             continue
         generator = torch.Generator(device).manual_seed(cfg.seed * 1_000_003 + index)
-        records = decode_batch(backbone, decoder, benchmark, batch, head, generator)
+        records = [
+            r | {"config_signature": job}
+            for r in decode_batch(backbone, decoder, benchmark, batch, head, generator)
+        ]
         append_samples(path, (r for r in records if r["id"] not in done))
         done.update({r["id"]: r for r in records})
 

@@ -10,7 +10,6 @@ override the cache.
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +19,7 @@ from torch import nn
 
 from backplay_exp.backbones.base import Backbone, load_backbone
 from backplay_exp.heads.io import load_head
-from backplay_exp.tasks.stages import ensure_stage
-from backplay_exp.tasks.train import (
-    head_stage_dir,
-    joint_stage_dir,
-    sft_backbone,
-    train_correction,
-)
+from backplay_exp.tasks.train import head_stage, joint_stage, sft_backbone
 
 MODELS = ("auto", "sft", "head", "joint")
 
@@ -49,7 +42,7 @@ def decoding_model(
     if model == "joint":
         ckpt = str(cfg.joint.checkpoint)
         if ckpt == "auto":
-            stage = ensure_stage(joint_stage_dir(cfg), partial(train_correction, cfg, joint=True))
+            stage = joint_stage(cfg)
             source = f"joint/{stage.name}"
         else:
             stage, source = Path(ckpt), ckpt
@@ -60,10 +53,14 @@ def decoding_model(
         return backbone, None, {"model": "sft", "artifact": None, "model_source": source}
     ckpt = str(cfg.head_train.checkpoint)
     if ckpt == "auto":
-        stage = ensure_stage(head_stage_dir(cfg), partial(train_correction, cfg, joint=False))
+        stage = head_stage(cfg)
         head_dir, head_source = stage / "head", f"head/{stage.name}"
     else:
         head_dir, head_source = Path(ckpt), ckpt
-    info = {"model": "head", "artifact": artifact, "model_source": source,
-            "head_source": head_source}
+    info = {
+        "model": "head",
+        "artifact": artifact,
+        "model_source": source,
+        "head_source": head_source,
+    }
     return backbone, load_head(head_dir), info

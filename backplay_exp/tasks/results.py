@@ -1,10 +1,14 @@
-"""The run directory contract: `results.json` (one per job) and `samples.jsonl` (one line per
-problem, appended as it goes so that an interrupted eval resumes). ARCHITECTURE.md "Contracts".
+"""The run directory contract: `results.json` and `samples.jsonl` (ARCHITECTURE.md "Contracts").
+
+`results.json` is written once per job; `samples.jsonl` gets one line per problem, appended as
+it goes, so that an interrupted eval resumes. Each sample carries the job's config signature:
+a resumed job only keeps the records of the same config.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Iterable
 from pathlib import Path
@@ -13,6 +17,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from backplay_exp.tasks.stages import signature
+
+log = logging.getLogger(__name__)
 
 RESULTS_FILE, SAMPLES_FILE = "results.json", "samples.jsonl"
 # config parts that do not change what a job computes
@@ -45,17 +51,27 @@ def write_results(cfg: DictConfig, payload: dict[str, Any]) -> Path:
     return path
 
 
-def read_samples(path: Path) -> dict[str, dict[str, Any]]:
-    """Records already in a `samples.jsonl`, by problem id (a torn last line is dropped)."""
+def read_samples(path: Path, config_signature: str | None = None) -> dict[str, dict[str, Any]]:
+    """Records already in a `samples.jsonl`, by problem id.
+
+    A torn last line (the job was killed while writing it) is dropped, and so are records of
+    another config when `config_signature` is given (a run dir reused with new settings).
+    """
     done: dict[str, dict[str, Any]] = {}
     if not path.exists():
         return done
+    stale = 0
     for line in path.read_text().splitlines():
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
-            continue  # the line being written when the job was killed
+            continue
+        if config_signature is not None and record.get("config_signature") != config_signature:
+            stale += 1
+            continue
         done[record["id"]] = record
+    if stale:
+        log.warning("%s: dropped %d samples of another config", path, stale)
     return done
 
 

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 
-DONE_FILE = "done.json"
+DONE_FILE, SPEC_FILE = "done.json", "stage.yaml"
 # keys that say how to obtain or run a stage, not what it is
 NOT_IN_SIGNATURE = ("checkpoint",)
 
@@ -54,13 +54,18 @@ def is_done(stage_dir: Path) -> bool:
 
 
 def ensure_stage(
-    stage_dir: Path, train: Callable[[Path], dict[str, Any]], lock_timeout_s: float = -1
+    stage_dir: Path,
+    train: Callable[[Path], dict[str, Any]],
+    spec: dict[str, Any] | None = None,
+    lock_timeout_s: float = -1,
 ) -> Path:
     """Return `stage_dir`, training it first (under a lock) if it is not done.
 
     Args:
         stage_dir: Where the stage lives.
         train: Trains into the directory (resuming what is there) and returns its metrics.
+        spec: The config parts the stage's signature hashes, written to `stage.yaml` so that
+            a cached stage says what produced it.
         lock_timeout_s: How long to wait for another job's lock (-1 = forever).
     """
     if is_done(stage_dir):
@@ -71,6 +76,8 @@ def ensure_stage(
             log.info("stage %s was trained by another job", stage_dir)
             return stage_dir
         stage_dir.mkdir(parents=True, exist_ok=True)
+        if spec is not None:
+            OmegaConf.save(OmegaConf.create(_plain(spec, NOT_IN_SIGNATURE)), stage_dir / SPEC_FILE)
         log.info("training stage %s", stage_dir)
         metrics = train(stage_dir)
         (stage_dir / DONE_FILE).write_text(json.dumps(metrics, indent=2, default=str))

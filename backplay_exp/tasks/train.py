@@ -79,13 +79,29 @@ def stage_metrics(stage: Path) -> dict[str, Any]:
 READOUT_KEYS = ("tap_layer",)
 
 
+def _stage_dir(cfg: DictConfig, kind: str, spec: dict[str, Any], ignore: tuple = ()) -> Path:
+    return Path(cfg.paths.cache_dir) / kind / signature(kind, spec, ignore=ignore)
+
+
+def sft_spec(cfg: DictConfig) -> dict[str, Any]:
+    """What determines the SFT stage."""
+    return {
+        "backbone": cfg.backbone,
+        "data": cfg.data,
+        "sft": cfg.sft,
+        "seed": cfg.seed,
+        "precision": cfg.trainer.precision,
+    }
+
+
 def sft_stage_dir(cfg: DictConfig) -> Path:
     """Where the SFT stage of this config lives in the cache."""
-    sig = signature(
-        "sft", cfg.backbone, cfg.data, cfg.sft, cfg.seed, cfg.trainer.precision,
-        ignore=READOUT_KEYS,
-    )
-    return Path(cfg.paths.cache_dir) / "sft" / sig
+    return _stage_dir(cfg, "sft", sft_spec(cfg), ignore=READOUT_KEYS)
+
+
+def sft_stage(cfg: DictConfig) -> Path:
+    """The finished SFT stage of this config (trained first if missing)."""
+    return ensure_stage(sft_stage_dir(cfg), partial(train_sft, cfg), sft_spec(cfg))
 
 
 def train_sft(cfg: DictConfig, out: Path) -> dict[str, float]:
@@ -120,14 +136,13 @@ def sft_backbone(cfg: DictConfig) -> tuple[Backbone, str]:
         return instantiate(cfg.backbone), sft_source(cfg)
     readout = {k: cfg.backbone[k] for k in READOUT_KEYS if k in cfg.backbone}
     if ckpt == "auto":
-        stage = ensure_stage(sft_stage_dir(cfg), partial(train_sft, cfg))
-        return load_backbone(stage / "backbone", readout), sft_source(cfg)
+        return load_backbone(sft_stage(cfg) / "backbone", readout), sft_source(cfg)
     return load_backbone(ckpt, readout), ckpt
 
 
 def run_sft(cfg: DictConfig, **_: Any) -> dict[str, float]:
     """`task=sft`: make sure the SFT stage exists; report its metrics."""
-    stage = ensure_stage(sft_stage_dir(cfg), partial(train_sft, cfg))
+    stage = sft_stage(cfg)
     metrics = stage_metrics(stage)
     write_results(cfg, {"task": "sft", "stage": f"sft/{stage.name}", **metrics})
     return metrics
@@ -136,19 +151,55 @@ def run_sft(cfg: DictConfig, **_: Any) -> dict[str, float]:
 # --- correction head (head-only and joint) ---------------------------------------------------
 
 
+def head_spec(cfg: DictConfig) -> dict[str, Any]:
+    """What determines the head stage: the SFT model it reads, where it reads, how it learns."""
+    return {
+        "sft": sft_source(cfg),
+        "readout": {k: cfg.backbone.get(k) for k in READOUT_KEYS},
+        "head": cfg.head,
+        "artifact": cfg.artifact,
+        "head_train": cfg.head_train,
+        "data": cfg.data,
+        "seed": cfg.seed,
+        "precision": cfg.trainer.precision,
+    }
+
+
+def joint_spec(cfg: DictConfig) -> dict[str, Any]:
+    """What determines the joint stage (backbone and head trained together from scratch)."""
+    return {
+        "backbone": cfg.backbone,
+        "head": cfg.head,
+        "artifact": cfg.artifact,
+        "joint": cfg.joint,
+        "data": cfg.data,
+        "seed": cfg.seed,
+        "precision": cfg.trainer.precision,
+    }
+
+
 def head_stage_dir(cfg: DictConfig) -> Path:
     """Where the head stage (frozen SFT backbone + head) of this config lives."""
-    readout = {k: cfg.backbone.get(k) for k in READOUT_KEYS}
-    sig = signature("head", sft_source(cfg), readout, cfg.head, cfg.artifact, cfg.head_train,
-                    cfg.data, cfg.seed, cfg.trainer.precision)
-    return Path(cfg.paths.cache_dir) / "head" / sig
+    return _stage_dir(cfg, "head", head_spec(cfg))
 
 
 def joint_stage_dir(cfg: DictConfig) -> Path:
-    """Where the joint stage (backbone and head trained together) of this config lives."""
-    sig = signature("joint", cfg.backbone, cfg.head, cfg.artifact, cfg.joint, cfg.data,
-                    cfg.seed, cfg.trainer.precision)
-    return Path(cfg.paths.cache_dir) / "joint" / sig
+    """Where the joint stage of this config lives."""
+    return _stage_dir(cfg, "joint", joint_spec(cfg))
+
+
+def head_stage(cfg: DictConfig) -> Path:
+    """The finished head stage of this config (trained first if missing)."""
+    return ensure_stage(
+        head_stage_dir(cfg), partial(train_correction, cfg, joint=False), head_spec(cfg)
+    )
+
+
+def joint_stage(cfg: DictConfig) -> Path:
+    """The finished joint stage of this config (trained first if missing)."""
+    return ensure_stage(
+        joint_stage_dir(cfg), partial(train_correction, cfg, joint=True), joint_spec(cfg)
+    )
 
 
 def weights_digest(module: torch.nn.Module) -> str:
@@ -184,16 +235,23 @@ def train_correction(cfg: DictConfig, out: Path, joint: bool) -> dict[str, Any]:
 
 def run_head(cfg: DictConfig, **_: Any) -> dict[str, Any]:
     """`task=head`: make sure the head stage exists; report its metrics (AUROC, AP, BCE)."""
-    stage = ensure_stage(head_stage_dir(cfg), partial(train_correction, cfg, joint=False))
+    stage = head_stage(cfg)
     metrics = stage_metrics(stage)
-    write_results(cfg, {"task": "head", "stage": f"head/{stage.name}",
-                        "artifact": cfg.artifact.get("_target_"), **metrics})
+    write_results(
+        cfg,
+        {
+            "task": "head",
+            "stage": f"head/{stage.name}",
+            "artifact": cfg.artifact.get("_target_"),
+            **metrics,
+        },
+    )
     return metrics
 
 
 def run_joint(cfg: DictConfig, **_: Any) -> dict[str, Any]:
     """`task=joint`: make sure the joint stage exists; report its metrics."""
-    stage = ensure_stage(joint_stage_dir(cfg), partial(train_correction, cfg, joint=True))
+    stage = joint_stage(cfg)
     metrics = stage_metrics(stage)
     write_results(cfg, {"task": "joint", "stage": f"joint/{stage.name}", **metrics})
     return metrics

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from omegaconf import OmegaConf
 
 from backplay_exp.tasks import eval as eval_task
 from backplay_exp.tasks import train
@@ -52,6 +53,8 @@ def test_eval_trains_sft_stage_then_writes_contract_files(compose_cfg):
     assert (stage / "done.json").exists()
     assert (stage / "backbone" / "tokenizer").is_dir()  # tokenizer saved with the checkpoint
     assert results["model_source"] == f"sft/{stage.name}"
+    spec = OmegaConf.load(stage / "stage.yaml")  # a cached stage says what produced it
+    assert spec.backbone.d_model == cfg.backbone.d_model and spec.sft.max_steps == cfg.sft.max_steps
 
 
 def test_second_job_reuses_the_cached_stage(compose_cfg, monkeypatch):
@@ -99,6 +102,16 @@ def test_eval_resumes_without_losing_or_duplicating(compose_cfg):
     assert {k: v for k, v in resumed.items() if k not in TIMINGS} == {
         k: v for k, v in full.items() if k not in TIMINGS
     }
+
+
+def test_resume_drops_samples_of_another_config(compose_cfg):
+    run_task(compose_cfg("task=eval", "sampler.tokens_per_step=1"))
+    cfg = compose_cfg("task=eval", "sampler.tokens_per_step=4")  # same run dir, new settings
+    run_task(cfg)
+    results, samples = read(cfg)
+    assert len(samples) == 12
+    assert {s["config_signature"] for s in samples} == {results["config_signature"]}
+    assert results["nfe_mean"] <= 32 / 4  # k=4 everywhere, no k=1 record kept
 
 
 def test_task_sft_records_its_stage(compose_cfg):
