@@ -1,0 +1,1 @@
+"""backplay_exp: config-driven experiments on self-correction in diffusion language models."""

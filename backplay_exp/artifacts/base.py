@@ -28,7 +28,9 @@ class Artifact:
 class LogitsFn(Protocol):
     """Any model call that maps tokens (B, L) to logits (B, L, V)."""
 
-    def __call__(self, tokens: torch.Tensor) -> torch.Tensor: ...
+    def __call__(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits (B, L, V) of the tokens (B, L)."""
+        ...
 
 
 class ArtifactDistribution(Protocol):
@@ -36,7 +38,7 @@ class ArtifactDistribution(Protocol):
 
     name: str
 
-    def __call__(
+    def __call__(  # noqa: D102 - documented by the class
         self,
         x0: torch.Tensor,
         maskable: torch.Tensor,

@@ -1,0 +1,1 @@
+"""Tokenisation, SFT datasets and collation."""

@@ -1,0 +1,1 @@
+"""Metrics beyond torchmetrics' (accuracy and NFE live in the eval task)."""

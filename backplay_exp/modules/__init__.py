@@ -1,0 +1,1 @@
+"""Thin LightningModules: SFT, head-only, joint (and the T2T editor)."""

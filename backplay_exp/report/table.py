@@ -1,7 +1,7 @@
 """Sweep results -> the paper's table: rows are methods, columns tokens per step (k).
 
 Reads only the `results.json` files of a sweep (ARCHITECTURE.md contract) and writes
-`report.csv` (one row per job) and `report.md` (cells `accuracy / NFE`).
+`report.csv` (one row per job), `report.md` (cells `accuracy / NFE`) and `pareto.png`.
 Run standalone: `python -m backplay_exp.report <sweep_dir>`.
 """
 
@@ -46,9 +46,19 @@ def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
     return results
 
 
+def eval_results(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The eval jobs of a sweep (training jobs also write results.json)."""
+    return [r for r in results if r.get("task", "eval") == "eval"]
+
+
 def method_label(result: dict[str, Any]) -> str:
-    """The row a job belongs to: how the model was trained and how it was decoded."""
-    trained = "SFT" if not result.get("artifact") else f"head({result['artifact']})"
+    """The row a job belongs to: which model decoded, and with which policy.
+
+    `SFT + confidence` (LLaDA), `head(lbc) + backplay` (BackPlay), `joint(lbc) + backplay`
+    (the joint ablation), `SFT + random` (random remasking), ...
+    """
+    model = result.get("model") or ("head" if result.get("artifact") else "sft")
+    trained = "SFT" if model == "sft" else f"{model}({result.get('artifact')})"
     return f"{trained} + {result.get('remask', '?')}"
 
 
@@ -62,7 +72,7 @@ def _cell(result: dict[str, Any] | None) -> str:
 
 def markdown_table(results: Sequence[dict[str, Any]]) -> str:
     """Rows = methods, columns = k, cells = `accuracy (%) / mean NFE`."""
-    evals = [r for r in results if r.get("task", "eval") == "eval"]
+    evals = eval_results(results)
     ks = sorted({r.get("tokens_per_step") for r in evals}, key=lambda k: (k is None, k))
     methods = list(dict.fromkeys(method_label(r) for r in evals))
     cells = {(method_label(r), r.get("tokens_per_step")): r for r in evals}
@@ -79,7 +89,9 @@ def markdown_table(results: Sequence[dict[str, Any]]) -> str:
 
 
 def write_report(sweep_dir: str | Path) -> str:
-    """Write `report.csv` and `report.md` into `sweep_dir`; return the markdown table."""
+    """Write `report.csv`, `report.md` and `pareto.png` into `sweep_dir`; return the table."""
+    from backplay_exp.report.plot import pareto_plot
+
     sweep = Path(sweep_dir)
     results = collect(sweep)
     if not results:
@@ -91,4 +103,5 @@ def write_report(sweep_dir: str | Path) -> str:
             writer.writerow({**r, "method": method_label(r)})
     table = markdown_table(results)
     (sweep / "report.md").write_text(table)
+    pareto_plot(results, sweep / "pareto.png")
     return table

@@ -1,0 +1,1 @@
+"""The semi-autoregressive decoding loop, its schedules and its remask policies."""

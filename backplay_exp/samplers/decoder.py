@@ -7,8 +7,9 @@ left of the current block is committed. A block ends when no mask is left up to 
 remasking only adds steps (timeline rollback); a block may take at most `max_steps_factor` times its
 plain steps, after which nothing is remasked (termination guarantee). After a block, a row whose
 block holds EoS stops (early stop) and the rest of its canvas is filled with EoS. The head runs
-only on steps where a remask is due, on the hidden states of that step's forward pass. Rows are batched and finish independently; prompts are
-left-padded and the padding is masked out of attention.
+only on steps where a remask is due, on the hidden states of that step's forward pass.
+Rows are batched and finish independently; prompts are left-padded and the padding is
+masked out of attention.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from backplay_exp.samplers.select import propose_tokens, select_top
 class Head(Protocol):
     """A correction head: hidden states (B, T, D) -> logits (B, T) of 'this token is correct'."""
 
-    def __call__(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor: ...
+    def __call__(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Correctness logits (B, T) of the hidden states (B, T, D)."""
+        ...
 
 
 @dataclass

@@ -127,7 +127,7 @@ def test_task_sft_records_its_stage(compose_cfg):
 
 def test_missing_checkpoint_is_a_clear_error(compose_cfg):
     cfg = compose_cfg("task=eval", "sft.checkpoint=/no/such/dir")
-    with pytest.raises(FileNotFoundError, match="/no/such/dir.*not a saved backbone"):
+    with pytest.raises(FileNotFoundError, match=r"/no/such/dir.*not a saved backbone"):
         run_task(cfg)
 
 

@@ -13,8 +13,15 @@ from tests.fakes import FixedHead, TableBackbone, tok_id
 
 
 def policy(**kw):
-    args = dict(threshold=0.5, max_remask=2, stride=1, block_buffer=4, memory_steps=0,
-                check_block_start=False, final_check=False)
+    args = dict(
+        threshold=0.5,
+        max_remask=2,
+        stride=1,
+        block_buffer=4,
+        memory_steps=0,
+        check_block_start=False,
+        final_check=False,
+    )
     return BackplayPolicy(**(args | kw))
 
 
@@ -67,8 +74,15 @@ def test_random_policy_scores_are_uniform_and_seeded():
         step=torch.tensor([0]),
         last_remask=torch.full((1, 1000), -(10**9)),
     )
-    pol = RandomRemaskPolicy(threshold=0.0, max_remask=1000, stride=1, block_buffer=0,
-                             memory_steps=0, check_block_start=False, final_check=False)
+    pol = RandomRemaskPolicy(
+        threshold=0.0,
+        max_remask=1000,
+        stride=1,
+        block_buffer=0,
+        memory_steps=0,
+        check_block_start=False,
+        final_check=False,
+    )
     a = pol.remask(state, torch.Generator().manual_seed(0))
     b = pol.remask(state, torch.Generator().manual_seed(0))
     assert torch.equal(a, b)
@@ -111,8 +125,15 @@ def test_window_excludes_blocks_beyond_the_buffer():
 
 def test_terminates_when_the_head_flags_everything():
     bb = TableBackbone({"x": list("abcdefgh")}, {"x": [8.0, 7, 6, 5, 4, 3, 2, 1]})
-    out = decode(bb, FixedHead(None), policy(max_remask=8, memory_steps=0), gen=8, block=4,
-                 k=2, max_steps_factor=3)
+    out = decode(
+        bb,
+        FixedHead(None),
+        policy(max_remask=8, memory_steps=0),
+        gen=8,
+        block=4,
+        k=2,
+        max_steps_factor=3,
+    )
     plain = 2  # steps per block at k=2
     assert out.nfe.item() <= 2 * (3 * plain + 4)  # bounded, then the blocks finish
     assert bb.tokenizer.decode(out.tokens[0]) == "abcdefgh"
@@ -133,8 +154,9 @@ def test_final_check_judges_the_last_block_before_stopping():
     head = FixedHead([0.0, 0.0, 0.9, 0.0])
     plain = decode(bb, head, policy(stride=100, memory_steps=100), gen=4, block=4)
     assert plain.remasks.item() == 0  # stride never due after step 0: nothing judged
-    checked = decode(bb, head, policy(stride=100, memory_steps=100, final_check=True),
-                     gen=4, block=4)
+    checked = decode(
+        bb, head, policy(stride=100, memory_steps=100, final_check=True), gen=4, block=4
+    )
     assert checked.remasks.item() == 1
     # one judging forward that remasks, one to re-commit, one more judge that passes
     assert checked.nfe.item() == plain.nfe.item() + 3

@@ -1,3 +1,5 @@
+import itertools
+
 import pytest
 import torch
 
@@ -16,7 +18,7 @@ def commit_order(backbone, row=0):
     """Response positions in the order they stopped being masks, one list per forward."""
     order, mask_id = [], backbone.mask_id
     seen = [s[row, backbone.prompt_len :] for s in backbone.seen]
-    for before, after in zip(seen, seen[1:]):
+    for before, after in itertools.pairwise(seen):
         order.append(((before == mask_id) & (after != mask_id)).nonzero().flatten().tolist())
     return order
 

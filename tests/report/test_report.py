@@ -1,0 +1,80 @@
+"""The sweep report: the table says what the results.json files say, and the plot is drawn."""
+
+import csv
+import json
+import re
+
+import pytest
+from PIL import Image
+
+from backplay_exp.report.table import collect, method_label, write_report
+
+
+def result(model, remask, k, acc, nfe, status="ok", artifact=None):
+    return {
+        "task": "eval", "benchmark": "toy", "backbone": "tiny", "model": model,
+        "artifact": artifact, "remask": remask, "tokens_per_step": k, "n": 8,
+        "accuracy": acc, "nfe_mean": nfe, "remasks_mean": 0.0, "wall_s": 1.0,
+        "tokens_per_s": 10.0, "seed": 0, "config_signature": f"{model}{remask}{k}",
+        "status": status,
+    }  # fmt: skip
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    jobs = [
+        result("sft", "confidence", 1, 1.0, 32.0),
+        result("sft", "confidence", 4, 0.25, 8.0),
+        result("head", "backplay", 1, 0.875, 33.5, artifact="lbc"),
+        result("head", "backplay", 4, 0.625, 12.25, artifact="lbc"),
+        result("joint", "backplay", 4, 0.0, 0.0, status="failed", artifact="lbc"),
+        {"task": "head", "status": "ok", "stage": "head/abc"},  # training jobs are not rows
+    ]
+    for i, job in enumerate(jobs):
+        (tmp_path / str(i)).mkdir()
+        (tmp_path / str(i) / "results.json").write_text(json.dumps(job))
+    return tmp_path
+
+
+def parse_table(md):
+    rows = [line.strip("|").split("|") for line in md.splitlines() if line.startswith("| ")]
+    header = [c.strip() for c in rows[0]]
+    return {r[0].strip(): dict(zip(header[1:], (c.strip() for c in r[1:]), strict=True))
+            for r in rows[1:]}  # fmt: skip
+
+
+def test_report_cells_match_the_results_files(sweep):
+    table = parse_table(write_report(sweep))
+    assert table.keys() == {"SFT + confidence", "head(lbc) + backplay", "joint(lbc) + backplay"}
+    for r in collect(sweep):
+        if r.get("task") != "eval":
+            continue
+        cell = table[method_label(r)][f"k={r['tokens_per_step']}"]
+        if r["status"] != "ok":
+            assert cell == "failed"
+            continue
+        acc, nfe = map(float, re.fullmatch(r"([\d.]+) / ([\d.]+)", cell).groups())
+        assert acc == pytest.approx(100 * r["accuracy"], abs=0.051)  # one decimal printed
+        assert nfe == pytest.approx(r["nfe_mean"], abs=0.051)  # one decimal printed
+    assert table["joint(lbc) + backplay"]["k=1"] == ""  # not run: empty, not invented
+    assert (sweep / "report.md").read_text().startswith("Accuracy (%) / mean NFE on toy")
+
+
+def test_report_csv_has_one_row_per_job(sweep):
+    write_report(sweep)
+    with (sweep / "report.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 6
+    assert {r["method"] for r in rows if r["status"] == "failed"} == {"joint(lbc) + backplay"}
+
+
+def test_pareto_plot_is_a_picture(sweep):
+    write_report(sweep)
+    with Image.open(sweep / "pareto.png") as img:
+        assert img.format == "PNG" and img.width >= 600 and img.height >= 400
+        assert len(set(img.convert("L").getdata())) > 20  # lines and text, not a blank canvas
+
+
+def test_report_of_an_empty_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no results.json"):
+        write_report(tmp_path)
