@@ -77,29 +77,51 @@ class Backbone(nn.Module):
         save_file(state, str(out / WEIGHTS_FILE))
         self.tokenizer.save_pretrained(str(out / TOKENIZER_DIR))
 
+    @classmethod
+    def from_saved(cls, ckpt: Path, cfg: DictConfig, overrides: dict) -> Backbone:
+        """Rebuild a backbone that `save` wrote into `ckpt` (called by `load_backbone`).
+
+        Builds `cfg` with the saved tokenizer and loads the saved weights. Subclasses that
+        save differently (the Hugging Face adapters) override this and `save` together.
+
+        Raises:
+            FileNotFoundError: naming the missing file.
+        """
+        from hydra.utils import instantiate
+
+        for name in (WEIGHTS_FILE, TOKENIZER_DIR):
+            require_saved(ckpt, name)
+        kwargs = dict(overrides)
+        if "tokenizer" in cfg:
+            kwargs["tokenizer"] = AutoTokenizer.from_pretrained(str(ckpt / TOKENIZER_DIR))
+        backbone: Backbone = instantiate(cfg, **kwargs)
+        backbone.load_state_dict(load_file(str(ckpt / WEIGHTS_FILE)))
+        return backbone
+
+
+def require_saved(ckpt: Path, name: str) -> None:
+    """Raise a clear error if `ckpt / name` (part of a saved backbone) is missing."""
+    if not (ckpt / name).exists():
+        raise FileNotFoundError(
+            f"{ckpt / name} not found: {ckpt} is not a saved backbone "
+            "(expected the output of an SFT stage; check the checkpoint path)"
+        )
+
 
 def load_backbone(ckpt_dir: str | Path, overrides: dict | None = None) -> Backbone:
     """Rebuild a backbone saved by `Backbone.save`: its config, its tokenizer, its weights.
 
-    `overrides` replaces config values that do not touch the weights (e.g. `tap_layer`).
+    `overrides` replaces config values that do not touch the weights (e.g. `tap_layer`). The
+    class named by the saved config's `_target_` rebuilds it (`Backbone.from_saved`).
 
     Raises:
         FileNotFoundError: naming the missing file, if `ckpt_dir` is not a saved backbone.
     """
-    from hydra.utils import instantiate
+    from hydra.utils import get_object
 
     ckpt = Path(ckpt_dir)
-    for name in (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_DIR):
-        if not (ckpt / name).exists():
-            raise FileNotFoundError(
-                f"{ckpt / name} not found: {ckpt} is not a saved backbone "
-                "(expected the output of an SFT stage; check the checkpoint path)"
-            )
+    require_saved(ckpt, CONFIG_FILE)
     cfg = OmegaConf.load(ckpt / CONFIG_FILE)
-    tokenizer = AutoTokenizer.from_pretrained(str(ckpt / TOKENIZER_DIR))
-    kwargs = dict(overrides or {})
-    if "tokenizer" in cfg:
-        kwargs["tokenizer"] = tokenizer
-    backbone: Backbone = instantiate(cfg, **kwargs)
-    backbone.load_state_dict(load_file(str(ckpt / WEIGHTS_FILE)))
-    return backbone
+    target = get_object(cfg._target_)
+    builder = target if isinstance(target, type) and issubclass(target, Backbone) else Backbone
+    return builder.from_saved(ckpt, cfg, dict(overrides or {}))

@@ -10,6 +10,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,8 @@ class Benchmark(ABC):
     """
 
     name: str = "benchmark"
+    # the prompt/answer convention, recorded in results.json (EVALUATION.md)
+    convention: str | None = None
     stop_strings: Sequence[str] = ()
 
     def __init__(self, gen_length: int, block_length: int) -> None:
@@ -59,6 +65,14 @@ class Benchmark(ABC):
     @abstractmethod
     def score(self, problems: Sequence[Problem], completions: Sequence[str]) -> list[Verdict]:
         """Judge each completion (already cut at the stop strings) against its problem."""
+
+    def use_tokenizer(self, tokenizer: PreTrainedTokenizerBase) -> None:
+        """Give the benchmark the backbone's tokenizer (for chat-template prompts; default no-op).
+
+        A task calls this before `problems()`; benchmarks that format prompts with the tokenizer
+        (`chat_template: true`) override it.
+        """
+        del tokenizer  # the default prompt is plain text
 
     def cut(self, completion: str) -> str:
         """Truncate a completion at the first stop string (a DLM fills a fixed canvas)."""

@@ -130,6 +130,7 @@ class ToyBenchmark(Benchmark):
     """
 
     name = "toy"
+    convention = "worksheet"
 
     def __init__(
         self, task: ToyTask, n_problems: int, seed: int, gen_length: int, block_length: int

@@ -31,7 +31,7 @@ class ToyDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        task: ToyTask,
+        task: ToyTask | None,
         tokenizer: PreTrainedTokenizerBase,
         response_len: int,
         n_train: int,
@@ -40,6 +40,11 @@ class ToyDataModule(L.LightningDataModule):
         batch_size: int,
     ) -> None:
         super().__init__()
+        if task is None:
+            raise ValueError(
+                "data=toy trains on the toy task's generator, but this config has none: use "
+                "benchmark=toy, set data.task, or pick a real SFT set (e.g. data=gsm8k_aug)"
+            )
         self.task, self.tokenizer, self.response_len = task, tokenizer, response_len
         self.n_train, self.n_val, self.seed, self.batch_size = n_train, n_val, seed, batch_size
         self.train_set: TensorDataset | None = None

@@ -51,8 +51,8 @@ class HeadModule(TrainingModule):
         self.save_hyperparameters(ignore=["backbone", "head", "artifact", "optimizer", "scheduler"])
         self.backbone, self.head, self.artifact = backbone, head, artifact
         self.eos_maskable, self.pos_weight = eos_maskable, pos_weight
+        self.backbone.requires_grad_(not self.freeze_backbone)
         if self.freeze_backbone:
-            self.backbone.requires_grad_(False)
             self.backbone.eval()
         self.val_auroc, self.val_ap = BinaryAUROC(), BinaryAveragePrecision()
 

@@ -110,12 +110,13 @@ def run(cfg: DictConfig, batch_size: int, limit: int | None = None, **_: Any) ->
     out = output_dir(cfg)
     policy = instantiate(cfg.remask)
     decoder: Decoder = instantiate(cfg.sampler, policy=policy)
+    backbone, head, model_info = decoding_model(cfg, policy.uses_head)
     benchmark: Benchmark = instantiate(cfg.benchmark)
+    benchmark.use_tokenizer(backbone.tokenizer)  # chat-template prompts need it
     problems = benchmark.problems()[:limit]
     if not problems:
         raise ValueError(f"benchmark {benchmark.name} has no problems to evaluate")
 
-    backbone, head, model_info = decoding_model(cfg, policy.uses_head)
     device = resolve_device(cfg.device)
     backbone.to(device).eval()
     if head is not None:
@@ -143,6 +144,7 @@ def run(cfg: DictConfig, batch_size: int, limit: int | None = None, **_: Any) ->
         {
             "task": "eval",
             "benchmark": benchmark.name,
+            "convention": benchmark.convention,
             "backbone": getattr(backbone, "name", type(backbone).__name__),
             **model_info,
             "remask": policy.name,

@@ -17,25 +17,29 @@ from transformers import PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast, MaskedLMOutput
 
 
-class StandinConfig(PretrainedConfig):
-    model_type = "backplay_standin"
+def _config_init(
+    self, vocab_size=64, d_model=16, n_layers=3, n_heads=2, next_token_oracle=False, **kwargs
+):
+    self.vocab_size, self.d_model, self.n_layers, self.n_heads = (
+        vocab_size,
+        d_model,
+        n_layers,
+        n_heads,
+    )
+    self.num_hidden_layers = n_layers
+    self.hidden_size = d_model
+    self.next_token_oracle = next_token_oracle
+    PretrainedConfig.__init__(self, **kwargs)
 
-    def __init__(
-        self,
-        vocab_size=64,
-        d_model=16,
-        n_layers=3,
-        n_heads=2,
-        next_token_oracle=False,
-        **kwargs,
-    ):
-        self.vocab_size, self.d_model, self.n_layers, self.n_heads = (
-            vocab_size, d_model, n_layers, n_heads
-        )
-        self.num_hidden_layers = n_layers
-        self.hidden_size = d_model
-        self.next_token_oracle = next_token_oracle
-        super().__init__(**kwargs)
+
+class LLaDAStandinConfig(PretrainedConfig):
+    model_type = "llada_standin"
+    __init__ = _config_init
+
+
+class DreamStandinConfig(PretrainedConfig):
+    model_type = "dream_standin"
+    __init__ = _config_init
 
 
 class _Block(nn.Module):
@@ -56,13 +60,12 @@ class _Block(nn.Module):
 
 
 class _Standin(PreTrainedModel):
-    config_class = StandinConfig
     base_model_prefix = "model"
     supports_gradient_checkpointing = False
-    calls: list[dict] = []  # every forward's keyword arguments (for the tests)
 
     def __init__(self, config):
         super().__init__(config)
+        self.calls: list[dict] = []  # every forward's keyword arguments (for the tests)
         self.embed = nn.Embedding(config.vocab_size, config.d_model)
         self.blocks = nn.ModuleList(
             _Block(config.d_model, config.n_heads) for _ in range(config.n_layers)
@@ -93,6 +96,8 @@ class _Standin(PreTrainedModel):
 class LLaDAStandinModelLM(_Standin):
     """LLaDAModelLM's forward signature; a 2-D `attention_mask` (1 = real token)."""
 
+    config_class = LLaDAStandinConfig
+
     def forward(
         self,
         input_ids=None,
@@ -107,7 +112,7 @@ class LLaDAStandinModelLM(_Standin):
         return_dict=None,
         cache_position=None,
     ):
-        type(self).calls.append({"attention_mask": attention_mask, "use_cache": use_cache})
+        self.calls.append({"attention_mask": attention_mask, "use_cache": use_cache})
         assert not use_cache, "LLaDA has no KV cache"
         mask = None
         if attention_mask is not None:
@@ -120,6 +125,8 @@ class LLaDAStandinModelLM(_Standin):
 
 class DreamStandinModel(_Standin):
     """DreamModel's forward signature: a 4-D bool mask or the string "full", position ids."""
+
+    config_class = DreamStandinConfig
 
     def forward(
         self,
@@ -137,11 +144,9 @@ class DreamStandinModel(_Standin):
         num_logits_to_keep=0,
         **loss_kwargs,
     ):
-        type(self).calls.append({"attention_mask": attention_mask, "position_ids": position_ids})
+        self.calls.append({"attention_mask": attention_mask, "position_ids": position_ids})
         mask = attention_mask if isinstance(attention_mask, torch.Tensor) else None
         if mask is not None:
             assert mask.ndim == 4 and mask.dtype == torch.bool, "Dream takes a 4-D bool mask"
         logits, states = self._run(input_ids, mask)
-        return MaskedLMOutput(
-            logits=logits, hidden_states=states if output_hidden_states else None
-        )
+        return MaskedLMOutput(logits=logits, hidden_states=states if output_hidden_states else None)

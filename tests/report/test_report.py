@@ -72,7 +72,7 @@ def test_pareto_plot_is_a_picture(sweep):
     write_report(sweep)
     with Image.open(sweep / "pareto.png") as img:
         assert img.format == "PNG" and img.width >= 600 and img.height >= 400
-        assert len(set(img.convert("L").getdata())) > 20  # lines and text, not a blank canvas
+        assert sum(1 for n in img.convert("L").histogram() if n) > 20  # not a blank canvas
 
 
 def test_report_of_an_empty_folder_is_a_clear_error(tmp_path):
