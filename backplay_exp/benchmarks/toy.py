@@ -127,15 +127,28 @@ class ToyBenchmark(Benchmark):
         seed: Seed of the test split.
         gen_length: Response canvas length.
         block_length: Block length.
+        chat_template: Must stay false: toy prompts are plain text (the key exists so that a
+            paper experiment that asks for chat prompts can be pointed at the toy benchmark).
     """
 
     name = "toy"
     convention = "worksheet"
 
     def __init__(
-        self, task: ToyTask, n_problems: int, seed: int, gen_length: int, block_length: int
+        self,
+        task: ToyTask,
+        n_problems: int,
+        seed: int,
+        gen_length: int,
+        block_length: int,
+        chat_template: bool = False,
     ) -> None:
         super().__init__(gen_length, block_length)
+        if chat_template:
+            raise ValueError(
+                "benchmark=toy has plain-text prompts: set benchmark.chat_template=false "
+                "(paper experiments set it true for LLaDA's chat-formatted SFT data)"
+            )
         need = len(task.sample(random.Random(0))[1]) + 1  # longest response + one EoS
         if task.min_steps == task.max_steps and need > gen_length:
             raise ValueError(f"toy: responses need {need} tokens > gen_length={gen_length}")

@@ -8,9 +8,12 @@ position, so a resumed run produces exactly what an uninterrupted one would.
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,6 +27,7 @@ from backplay_exp.data.collate import encode_prompts
 from backplay_exp.samplers.decoder import Decoder, Head
 from backplay_exp.tasks.models import decoding_model
 from backplay_exp.tasks.results import (
+    RESULTS_FILE,
     SAMPLES_FILE,
     append_samples,
     job_signature,
@@ -99,15 +103,44 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, float]:
     }
 
 
-def run(cfg: DictConfig, batch_size: int, limit: int | None = None, **_: Any) -> dict[str, float]:
+def reused(cfg: DictConfig, out: Path) -> dict[str, Any] | None:
+    """Copy the run files of an identical finished job from the cache, if there is one."""
+    cached = Path(cfg.paths.cache_dir) / "eval" / job_signature(cfg)
+    if not (cached / RESULTS_FILE).exists():
+        return None
+    if cached.resolve() != out.resolve():
+        for name in (RESULTS_FILE, SAMPLES_FILE):
+            shutil.copyfile(cached / name, out / name)
+    log.info("reused the results of an identical job: %s", cached)
+    return json.loads((out / RESULTS_FILE).read_text())
+
+
+def remember(cfg: DictConfig, out: Path) -> None:
+    """Keep this job's run files in the cache for identical later jobs."""
+    cached = Path(cfg.paths.cache_dir) / "eval" / job_signature(cfg)
+    cached.mkdir(parents=True, exist_ok=True)
+    for name in (SAMPLES_FILE, RESULTS_FILE):  # results last: it marks the copy complete
+        shutil.copyfile(out / name, cached / name)
+
+
+def run(
+    cfg: DictConfig,
+    batch_size: int,
+    limit: int | None = None,
+    reuse: bool = True,
+    **_: Any,
+) -> dict[str, float]:
     """Evaluate the config's backbone (and head) on its benchmark; write the run files.
 
     Args:
         cfg: The whole job config.
         batch_size: Problems decoded together.
         limit: Evaluate only the first `limit` problems.
+        reuse: Take the results of an identical finished job from the cache.
     """
     out = output_dir(cfg)
+    if reuse and (previous := reused(cfg, out)) is not None:
+        return previous
     policy = instantiate(cfg.remask)
     decoder: Decoder = instantiate(cfg.sampler, policy=policy)
     backbone, head, model_info = decoding_model(cfg, policy.uses_head)
@@ -152,6 +185,7 @@ def run(cfg: DictConfig, batch_size: int, limit: int | None = None, **_: Any) ->
             **metrics,
         },
     )
+    remember(cfg, out)
     log.info(
         "%s: accuracy %.3f, NFE %.1f", benchmark.name, metrics["accuracy"], metrics["nfe_mean"]
     )

@@ -3,7 +3,8 @@
 - `sft`: the SFT backbone, no head (confidence / random_order / random remasking).
 - `head`: the frozen SFT backbone plus the BackPlay head trained on it (task=head's stage).
 - `joint`: the backbone and head of the joint ablation (task=joint's stage).
-- `auto`: `head` when the remask policy needs a head, else `sft`.
+- `auto`: `head` when the remask policy needs a head, else `sft` (so is `head` with a
+  policy that needs none: BackPlay's backbone is the SFT model, frozen).
 Stages are trained on first use and cached; `head_train.checkpoint` / `joint.checkpoint` paths
 override the cache.
 """
@@ -31,7 +32,8 @@ def decoding_model(
     model = str(cfg.model)
     if model not in MODELS:
         raise ValueError(f"model={model!r} is not one of {', '.join(MODELS)}")
-    if model == "auto":
+    if model == "auto" or (model == "head" and not policy_uses_head):
+        # a frozen-backbone head that the policy does not consult leaves the SFT model
         model = "head" if policy_uses_head else "sft"
     if model == "sft" and policy_uses_head:
         raise ValueError(

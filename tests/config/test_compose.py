@@ -21,9 +21,9 @@ REAL_BENCHMARKS = {"gsm8k", "math", "math500", "mbpp", "humaneval"}
 
 
 def test_offline_lists_name_real_options():
-    assert HUB_BACKBONES <= set(options("backbone"))
-    assert HUB_DATA <= set(options("data"))
-    assert REAL_BENCHMARKS <= set(options("benchmark"))
+    assert set(options("backbone")) >= HUB_BACKBONES
+    assert set(options("data")) >= HUB_DATA
+    assert set(options("benchmark")) >= REAL_BENCHMARKS
 
 
 @pytest.mark.parametrize("option", options("backbone"))
@@ -44,7 +44,7 @@ def test_remask_options_build_a_decoder(compose_cfg, option):
     policy = instantiate(cfg.remask)
     decoder = instantiate(cfg.sampler, policy=policy)
     assert decoder.policy is policy
-    assert policy.name == option
+    assert option.startswith(policy.name)  # backplay_toy: backplay with toy calibration
 
 
 @pytest.mark.parametrize("option", options("sampler"))
@@ -135,7 +135,7 @@ def test_task_options_point_at_functions(compose_cfg, option):
 
 @pytest.mark.parametrize("option", options("experiment"))
 def test_experiments_compose_with_sweep_axes(compose_cfg, option):
-    cfg = compose_cfg(f"+experiment={option}", hydra_cfg=True)
+    cfg = compose_cfg(f"+experiment={option}", tiny=False, hydra_cfg=True)
     assert cfg.hydra.mode.name == "MULTIRUN"
     assert cfg.hydra.sweeper.params
 

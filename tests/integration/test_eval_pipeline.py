@@ -88,7 +88,7 @@ def test_same_seed_same_results_from_scratch(compose_cfg, tmp_path):
 
 
 def test_eval_resumes_without_losing_or_duplicating(compose_cfg):
-    cfg = compose_cfg("task=eval", "task.batch_size=4")
+    cfg = compose_cfg("task=eval", "task.batch_size=4", "task.reuse=false")
     run_task(cfg)
     full, samples = read(cfg)
     out = __import__("pathlib").Path(cfg.paths.output_dir)
@@ -112,6 +112,21 @@ def test_resume_drops_samples_of_another_config(compose_cfg):
     assert len(samples) == 12
     assert {s["config_signature"] for s in samples} == {results["config_signature"]}
     assert results["nfe_mean"] <= 32 / 4  # k=4 everywhere, no k=1 record kept
+
+
+def test_identical_job_reuses_finished_results(compose_cfg, monkeypatch, tmp_path):
+    cfg = compose_cfg("task=eval")
+    first = run_task(cfg)
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("an identical finished job was decoded again")
+
+    monkeypatch.setattr(eval_task, "decode_batch", no_decoding)
+    cfg.paths.output_dir = str(tmp_path / "second_run")
+    assert run_task(cfg) == read(cfg)[0] and read(cfg)[0]["accuracy"] == first["accuracy"]
+    assert len(read(cfg)[1]) == 12
+    with pytest.raises(AssertionError, match="decoded again"):  # not for another config
+        run_task(compose_cfg("task=eval", "sampler.tokens_per_step=2"))
 
 
 def test_task_sft_records_its_stage(compose_cfg):

@@ -76,5 +76,5 @@ def test_pareto_plot_is_a_picture(sweep):
 
 
 def test_report_of_an_empty_folder_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no results.json"):
+    with pytest.raises(FileNotFoundError, match=r"no results\.json"):
         write_report(tmp_path)
