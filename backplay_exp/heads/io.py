@@ -16,8 +16,10 @@ def save_head(head: nn.Module, out_dir: str | Path, config: DictConfig | dict) -
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(OmegaConf.create(config), out / HEAD_CONFIG)
-    save_file({k: v.detach().contiguous().cpu() for k, v in head.state_dict().items()},
-              str(out / HEAD_WEIGHTS))
+    save_file(
+        {k: v.detach().contiguous().cpu() for k, v in head.state_dict().items()},
+        str(out / HEAD_WEIGHTS),
+    )
 
 
 def load_head(ckpt_dir: str | Path) -> nn.Module:
