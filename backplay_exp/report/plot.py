@@ -46,6 +46,7 @@ def pareto_plot(results: Sequence[dict[str, Any]], path: str | Path) -> Path:
         title=f"Accuracy vs NFE ({bench})",
     )
     ax.grid(alpha=0.3)
+    ax.margins(x=0.1, y=0.08)  # room for the k labels at the ends
     if lines:
         ax.legend(fontsize=8)
     fig.tight_layout()

