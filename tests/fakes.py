@@ -64,3 +64,41 @@ class FixedHead(torch.nn.Module):
             err[:, self.prompt_len : self.prompt_len + len(self.err)] = torch.tensor(self.err)
         p_correct = (1 - err).clamp(1e-6, 1 - 1e-6)
         return torch.log(p_correct / (1 - p_correct))  # logit of "correct"
+
+
+class EditTableBackbone(TableBackbone):
+    """`TableBackbone` at masked positions; at visible response positions it predicts
+    `edits[key][i]` with logit `edit_logit` (so it proposes that token as an edit there).
+    """
+
+    def __init__(self, tokens, scores, edits, edit_logit=10.0):
+        super().__init__(tokens, scores)
+        self.edit_rows = {}
+        for key, toks in edits.items():
+            logits = torch.zeros(len(toks), len(self.tokenizer))
+            for i, t in enumerate(toks):
+                logits[i, tok_id(self.tokenizer, t)] = edit_logit
+            self.edit_rows[tok_id(self.tokenizer, key)] = logits
+
+    def forward(self, tokens, attention_mask=None):
+        out = super().forward(tokens, attention_mask)
+        p = self.prompt_len
+        for r in range(tokens.shape[0]):
+            visible = tokens[r, p:] != self.mask_id
+            edit = self.edit_rows[int(tokens[r, p - 1])]
+            out.logits[r, p:][visible] = edit[visible]
+        return out
+
+
+class DisagreeingBackbone(TableBackbone):
+    """At every visible response position, confidently predicts a token other than the one
+    there (an editor that always disagrees)."""
+
+    def forward(self, tokens, attention_mask=None):
+        out = super().forward(tokens, attention_mask)
+        p, a, b = self.prompt_len, tok_id(self.tokenizer, "a"), tok_id(self.tokenizer, "b")
+        visible = tokens[:, p:] != self.mask_id
+        other = torch.where(tokens[:, p:] == a, b, a)  # (B, n)
+        flip = torch.full_like(out.logits[:, p:], 0.0).scatter(-1, other[..., None], 20.0)
+        out.logits[:, p:] = torch.where(visible[..., None], flip, out.logits[:, p:])
+        return out

@@ -78,3 +78,13 @@ class UniformArtifact:
         rho = uniform_range(*self.rho, b, generator, dev)
         allowed = non_special_ids(backbone).to(dev)
         return uniform_corrupt(x0, maskable, backbone.mask_id, t, rho, allowed, generator)
+
+
+class RandomVocabArtifact(UniformArtifact):
+    """`artifact=random_vocab`: LLaDA2.1's released T2T recipe, uniform vocabulary noise.
+
+    The same corruption as `uniform` (METHOD.md section 4), named as the T2T baseline that
+    `draft` is compared with.
+    """
+
+    name = "random_vocab"

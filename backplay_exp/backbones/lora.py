@@ -57,6 +57,11 @@ def lora_modules(backbone: nn.Module) -> list[str]:
     return [name for name, module in backbone.named_modules() if isinstance(module, LoraLayer)]
 
 
+def has_lora(backbone: nn.Module) -> bool:
+    """Whether LoRA adapters were injected into `backbone`."""
+    return any("lora_" in name for name, _ in backbone.named_parameters())
+
+
 def merge_lora(backbone: Backbone) -> Backbone:
     """Fold every LoRA adapter into its base weight and put the plain layer back, in place.
 

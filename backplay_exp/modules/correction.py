@@ -18,6 +18,7 @@ from torchmetrics.classification import BinaryAUROC, BinaryAveragePrecision
 
 from backplay_exp.artifacts.base import Artifact, ArtifactDistribution
 from backplay_exp.backbones.base import Backbone
+from backplay_exp.backbones.lora import has_lora
 from backplay_exp.diffusion import head_bce_loss, maskable_positions
 from backplay_exp.modules.base import TrainingModule, sft_objective
 
@@ -51,7 +52,10 @@ class HeadModule(TrainingModule):
         self.save_hyperparameters(ignore=["backbone", "head", "artifact", "optimizer", "scheduler"])
         self.backbone, self.head, self.artifact = backbone, head, artifact
         self.eos_maskable, self.pos_weight = eos_maskable, pos_weight
-        self.backbone.requires_grad_(not self.freeze_backbone)
+        if self.freeze_backbone:
+            self.backbone.requires_grad_(False)
+        elif not has_lora(self.backbone):  # LoRA already chose what trains
+            self.backbone.requires_grad_(True)
         if self.freeze_backbone:
             self.backbone.eval()
         self.val_auroc, self.val_ap = BinaryAUROC(), BinaryAveragePrecision()

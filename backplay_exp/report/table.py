@@ -1,7 +1,8 @@
 """Sweep results -> the paper's table: rows are methods, columns tokens per step (k).
 
 Reads only the `results.json` files of a sweep (ARCHITECTURE.md contract) and writes
-`report.csv` (one row per job), `report.md` (cells `accuracy / NFE`) and `pareto.png`.
+`report.csv` (one row per job), `report.md` (cells `accuracy / NFE`; for sweeps that edit tokens
+a second table of T2T edit intensity and edits that fixed / broke a token) and `pareto.png`.
 Run standalone: `python -m backplay_exp.report <sweep_dir>`.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,10 @@ CSV_FIELDS = (
     "accuracy",
     "nfe_mean",
     "remasks_mean",
+    "edits_mean",
+    "edit_intensity",
+    "edits_fixed_mean",
+    "edits_broke_mean",
     "n",
     "wall_s",
     "tokens_per_s",
@@ -70,22 +75,50 @@ def _cell(result: dict[str, Any] | None) -> str:
     return f"{100 * result['accuracy']:.1f} / {result['nfe_mean']:.1f}"
 
 
-def markdown_table(results: Sequence[dict[str, Any]]) -> str:
-    """Rows = methods, columns = k, cells = `accuracy (%) / mean NFE`."""
-    evals = eval_results(results)
+def _edit_cell(result: dict[str, Any] | None) -> str:
+    if result is None or result.get("status") != "ok":
+        return _cell(result)
+    cell = f"{result.get('edit_intensity') or 0:.3f}"
+    if result.get("edits_fixed_mean") is not None:
+        cell += f" ({result['edits_fixed_mean']:.2f} / {result['edits_broke_mean']:.2f})"
+    return cell
+
+
+def _grid(evals: Sequence[dict[str, Any]], cell: Callable[[dict | None], str]) -> list[str]:
+    """Markdown rows: methods down, k across."""
     ks = sorted({r.get("tokens_per_step") for r in evals}, key=lambda k: (k is None, k))
     methods = list(dict.fromkeys(method_label(r) for r in evals))
     cells = {(method_label(r), r.get("tokens_per_step")): r for r in evals}
     head = "| method | " + " | ".join(f"k={k}" for k in ks) + " |"
     rule = "|---|" + "---|" * len(ks)
-    rows = [f"| {m} | " + " | ".join(_cell(cells.get((m, k))) for k in ks) + " |" for m in methods]
+    rows = [f"| {m} | " + " | ".join(cell(cells.get((m, k))) for k in ks) + " |" for m in methods]
+    return [head, rule, *rows]
+
+
+def markdown_table(results: Sequence[dict[str, Any]]) -> str:
+    """Rows = methods, columns = k, cells = `accuracy (%) / mean NFE`.
+
+    If any job edited tokens (T2T), a second table gives its edit intensity (edits per
+    generated token) and, where references are known, mean edits per problem that fixed /
+    broke a token.
+    """
+    evals = eval_results(results)
     bench = sorted({str(r.get("benchmark")) for r in evals})
     sizes = sorted({int(r["n"]) for r in evals if r.get("n") is not None})
     caption = (
         f"Accuracy (%) / mean NFE on {', '.join(bench)}, "
         f"n = {'/'.join(map(str, sizes))} problems per cell."
     )
-    return "\n".join([caption, "", head, rule, *rows]) + "\n"
+    lines = [caption, "", *_grid(evals, _cell)]
+    if any(r.get("edits_mean") for r in evals):
+        lines += [
+            "",
+            "T2T edit intensity (edits per generated token) (edits per problem that fixed / "
+            "broke a token, where the reference is known).",
+            "",
+            *_grid(evals, _edit_cell),
+        ]
+    return "\n".join(lines) + "\n"
 
 
 def write_report(sweep_dir: str | Path) -> str:

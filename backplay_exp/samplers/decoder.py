@@ -10,6 +10,11 @@ block holds EoS stops (early stop) and the rest of its canvas is filled with EoS
 only on steps where a remask is due, on the hidden states of that step's forward pass.
 Rows are batched and finish independently; prompts are left-padded and the padding is
 masked out of attention.
+
+Token editing (`t2t_edit`, or `backplay` with an `edit_threshold`): each step, a visible response
+token of the current block whose prediction differs from it with probability above the threshold
+is replaced (an edit). A block then ends only after a step that changed nothing (the editor
+has settled) or at its step cap, so an editor that always disagrees still terminates.
 """
 
 from __future__ import annotations
@@ -41,11 +46,38 @@ class DecodeResult:
         tokens: (B, gen_length) response tokens.
         nfe: (B,) forward passes per problem.
         remasks: (B,) tokens remasked per problem.
+        edits: (B,) tokens edited per problem.
+        edit_events: (E, 4) long, one row `(problem, response position, old, new)` per edit,
+            in the order they happened.
     """
 
     tokens: torch.Tensor
     nfe: torch.Tensor
     remasks: torch.Tensor
+    edits: torch.Tensor
+    edit_events: torch.Tensor
+
+
+def edit_positions(
+    x: torch.Tensor,
+    x_hat: torch.Tensor,
+    confidence: torch.Tensor,
+    editable: torch.Tensor,
+    threshold: float,
+) -> torch.Tensor:
+    """Tokens to edit: editable, predicted differently, with confidence above the threshold.
+
+    Args:
+        x: (b, T) current tokens.
+        x_hat: (b, T) the model's prediction at every position.
+        confidence: (b, T) probability of that prediction.
+        editable: (b, T) bool, the visible response tokens the editor may touch.
+        threshold: The edit threshold.
+
+    Returns:
+        (b, T) bool.
+    """
+    return editable & (x_hat != x) & (confidence > threshold)
 
 
 class Decoder:
@@ -138,6 +170,8 @@ class Decoder:
         nfe = torch.zeros(b_all, dtype=torch.long, device=dev)
         step = torch.zeros_like(nfe)  # decoding steps per row (CFG does not double these)
         remasks = torch.zeros_like(nfe)
+        edits, events = torch.zeros_like(nfe), []
+        editing = self.policy.edit_threshold is not None
         last_remask = torch.full_like(x, -(10**9))
         done = torch.zeros(b_all, dtype=torch.bool, device=dev)
         num_blocks = -(-self.gen_length // bl)
@@ -151,6 +185,7 @@ class Decoder:
             plan = self.schedule.plan((x[:, lo:hi] == mask_id).sum(-1), num_blocks)  # (B, S)
             step_in_block = torch.zeros_like(nfe)
             checked = torch.zeros_like(done)
+            settle = torch.zeros_like(done)  # editing: the last step changed the block
             while True:
                 has_mask = (x[:, :hi] == mask_id).any(-1)  # (B,)
                 stopping = ~has_mask & ~done
@@ -159,6 +194,7 @@ class Decoder:
                 judge = stopping & ~checked & (step_in_block < max_block_steps)
                 judge &= policy.final_check
                 active = (has_mask & ~done) | judge
+                active |= settle & ~done & (step_in_block < max_block_steps)
                 if not active.any():
                     break
                 rows = active.nonzero(as_tuple=True)[0]  # (b,)
@@ -183,15 +219,29 @@ class Decoder:
                 remask = policy.remask(state, generator)  # (b, T) bool or None
                 cand = masked & (pos < hi)
                 counts = step_counts(plan[rows], sib, cand.sum(-1))
+                if policy.commit_threshold is not None:  # threshold decoding (LLaDA2)
+                    above = cand & (conf > policy.commit_threshold)
+                    counts = torch.maximum(counts, above.sum(-1))
                 commit = select_top(policy.commit_scores(conf, generator), cand, counts)
-                xr = torch.where(commit, x_hat, xr)
+                x_new = torch.where(commit, x_hat, xr)
                 remasked_any = torch.zeros_like(due)
                 if remask is not None:
-                    xr = torch.where(remask, mask_id, xr)
+                    x_new = torch.where(remask, mask_id, x_new)
                     last_remask[rows] = torch.where(remask, step[rows][:, None], last_remask[rows])
                     remasks[rows] += remask.sum(-1)
                     remasked_any = remask.any(-1)
-                x[rows] = xr
+                if editing:
+                    editable = ~masked & (pos >= lo) & (pos < hi)
+                    editable &= (sib < max_block_steps)[:, None]
+                    if remask is not None:
+                        editable &= ~remask
+                    edit = edit_positions(xr, x_hat, conf, editable, policy.edit_threshold)
+                    x_new = torch.where(edit, x_hat, x_new)
+                    edits[rows] += edit.sum(-1)
+                    r, p = edit.nonzero(as_tuple=True)
+                    events.append(torch.stack([rows[r], p - p_len, xr[r, p], x_hat[r, p]], -1))
+                    settle[rows] = commit.any(-1) | edit.any(-1)
+                x[rows] = x_new
                 checked[rows] = judge[rows] & ~remasked_any
                 nfe[rows] += cost
                 step[rows] += 1
@@ -200,4 +250,9 @@ class Decoder:
                 stop = ~done & (x[:, lo:hi] == backbone.eos_id).any(-1)  # (B,)
                 x[:, hi:] = torch.where(stop[:, None], backbone.eos_id, x[:, hi:])
                 done |= stop
-        return DecodeResult(tokens=x[:, p_len:], nfe=nfe, remasks=remasks)
+        edit_events = (
+            torch.cat(events) if events else torch.zeros(0, 4, dtype=torch.long, device=dev)
+        )
+        return DecodeResult(
+            tokens=x[:, p_len:], nfe=nfe, remasks=remasks, edits=edits, edit_events=edit_events
+        )

@@ -10,6 +10,13 @@ so every policy shares one loop.
   `max_remask` committed tokens of the look-back window whose head error probability exceeds
   `threshold`, skipping tokens remasked in the last `memory_steps` steps.
 - `random` (section 4.5): `backplay` with i.i.d. uniform error scores instead of the head.
+- `t2t_edit` (LLaDA2.1 token editing): confidence commits (optionally every mask above
+  `commit_threshold`, LLaDA2's threshold decoding), plus edits: each step, a visible response
+  token of the current block whose prediction differs from it with probability above
+  `edit_threshold` is replaced. `backplay` takes an `edit_threshold` too: one decoder that
+  remasks flagged tokens and edits.
+
+Editing is the decoder's job (`decoder.edit_positions`); a policy only carries the thresholds.
 """
 
 from __future__ import annotations
@@ -77,6 +84,10 @@ class ConfidencePolicy:
     block_buffer = 0
     check_block_start = False
     final_check = False
+    # token editing (t2t_edit): None = never edit
+    edit_threshold: float | None = None
+    # threshold decoding: also commit every mask whose confidence exceeds this (None = only k)
+    commit_threshold: float | None = None
 
     def commit_scores(
         self, confidence: torch.Tensor, generator: torch.Generator | None = None
@@ -122,6 +133,7 @@ class BackplayPolicy(ConfidencePolicy):
             last commits are otherwise judged only if a stride step comes later). No extra NFE.
         final_check: Before a row stops (its finished block holds EoS, or it is the last
             block), run one more forward to judge that block (1 extra NFE per problem).
+        edit_threshold: Also edit tokens as `t2t_edit` does (None = remask only).
     """
 
     name = "backplay"
@@ -137,12 +149,16 @@ class BackplayPolicy(ConfidencePolicy):
         memory_steps: int,
         check_block_start: bool,
         final_check: bool,
+        edit_threshold: float | None = None,
     ) -> None:
         if stride < 1 or max_remask < 0 or block_buffer < 0 or memory_steps < 0:
             raise ValueError("remask: need stride >= 1 and non-negative K, buffer, memory")
         self.threshold, self.max_remask, self.stride = threshold, max_remask, stride
         self.block_buffer, self.memory_steps = block_buffer, memory_steps
         self.check_block_start, self.final_check = check_block_start, final_check
+        self.edit_threshold = check_threshold("edit_threshold", edit_threshold)
+        if edit_threshold is not None:
+            self.name = f"{self.name}+edit"
 
     def remask_due(self, step: torch.Tensor, block_start: torch.Tensor) -> torch.Tensor:
         """(b,) rows whose step is a multiple of the stride (or a block's first step)."""
@@ -179,3 +195,34 @@ class RandomRemaskPolicy(BackplayPolicy):
     ) -> torch.Tensor:
         """(b, T) i.i.d. uniform scores."""
         return torch.rand(state.x.shape, generator=generator, device=state.x.device)
+
+
+class T2TEditPolicy(ConfidencePolicy):
+    """LLaDA2.1's token editing (`t2t_edit`): commit masks, and edit visible tokens.
+
+    Args:
+        edit_threshold: A visible response token of the current block is replaced by the
+            model's prediction when that differs from it with probability above this.
+        commit_threshold: Also commit every mask of the block whose confidence exceeds this
+            (LLaDA2's threshold decoding; at least the schedule's k per step); None = k only.
+        mode: The preset's name (LLaDA2.1's S-Mode / Q-Mode), shown in the report.
+    """
+
+    name = "t2t_edit"
+
+    def __init__(
+        self, edit_threshold: float, commit_threshold: float | None = None, mode: str | None = None
+    ) -> None:
+        if edit_threshold is None:
+            raise ValueError("t2t_edit: set remask.edit_threshold (a probability in [0, 1))")
+        self.edit_threshold = check_threshold("edit_threshold", edit_threshold)
+        self.commit_threshold = check_threshold("commit_threshold", commit_threshold)
+        if mode:
+            self.name = f"t2t_edit({mode})"
+
+
+def check_threshold(name: str, value: float | None) -> float | None:
+    """`value` if it is None or a probability in [0, 1); else a ValueError naming `name`."""
+    if value is not None and not 0 <= value < 1:
+        raise ValueError(f"remask.{name} must be in [0, 1) or null, got {value}")
+    return value

@@ -40,6 +40,34 @@ from backplay_exp.utils.device import resolve_device
 log = logging.getLogger(__name__)
 
 
+def reference_tokens(
+    tokenizer: Any, problems: Sequence[Problem], gen_length: int, eos_id: int
+) -> torch.Tensor | None:
+    """(B, gen_length) the reference responses + EoS, if every problem has one (`meta.response`)."""
+    texts = [p.meta.get("response") for p in problems]
+    if any(t is None for t in texts):
+        return None
+    ref = torch.full((len(texts), gen_length), eos_id, dtype=torch.long)
+    for row, text in enumerate(texts):
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"][:gen_length]
+        ref[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+    return ref
+
+
+def edit_outcomes(events: torch.Tensor, reference: torch.Tensor) -> tuple[list[int], list[int]]:
+    """Per problem: edits that fixed a token (wrong -> reference) and that broke one.
+
+    Args:
+        events: (E, 4) long `(problem, response position, old, new)` (`DecodeResult`).
+        reference: (B, gen_length) reference response tokens.
+    """
+    row, pos, old, new = events.cpu().unbind(-1)
+    ref = reference[row, pos]
+    fixed = torch.bincount(row[(old != ref) & (new == ref)], minlength=len(reference))
+    broke = torch.bincount(row[(old == ref) & (new != ref)], minlength=len(reference))
+    return fixed.tolist(), broke.tolist()
+
+
 def decode_batch(
     backbone: Backbone,
     decoder: Decoder,
@@ -63,6 +91,10 @@ def decode_batch(
     ]
     completions = [benchmark.cut(t) for t in texts]
     verdicts = benchmark.score(problems, completions)
+    reference = reference_tokens(tok, problems, tokens.shape[1], backbone.eos_id)
+    fixed = broke = [None] * len(problems)
+    if reference is not None:
+        fixed, broke = edit_outcomes(out.edit_events, reference)
     return [
         {
             "id": p.id,
@@ -74,32 +106,49 @@ def decode_batch(
             "detail": v.detail,
             "nfe": int(nfe),
             "remasks": int(r),
+            "edits": int(e),
+            "edits_fixed": f,
+            "edits_broke": b,
             "tokens": int(n),
             "wall_s": wall / len(problems),
         }
-        for p, c, v, nfe, r, n in zip(
+        for p, c, v, nfe, r, e, f, b, n in zip(
             problems,
             completions,
             verdicts,
             out.nfe.tolist(),
             out.remasks.tolist(),
+            out.edits.tolist(),
+            fixed,
+            broke,
             length.tolist(),
             strict=True,
         )
     ]
 
 
-def summarize(records: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """Accuracy, mean NFE and remasks, wall time and generated tokens per second."""
+def summarize(records: Sequence[dict[str, Any]]) -> dict[str, float | None]:
+    """Accuracy, mean NFE, remasks and edits, edit intensity, wall time and tokens/s.
+
+    Edit intensity is edits per generated token (tokens before the first EoS), over all
+    problems; `edits_fixed_mean` / `edits_broke_mean` are None without reference responses.
+    """
     n = len(records)
     wall = sum(r["wall_s"] for r in records)
+    tokens = sum(r["tokens"] for r in records)
+    edits = sum(r.get("edits", 0) for r in records)
+    known = all(r.get("edits_fixed") is not None for r in records)
     return {
         "n": n,
         "accuracy": sum(r["correct"] for r in records) / n,
         "nfe_mean": sum(r["nfe"] for r in records) / n,
         "remasks_mean": sum(r["remasks"] for r in records) / n,
+        "edits_mean": edits / n,
+        "edit_intensity": edits / max(tokens, 1),
+        "edits_fixed_mean": sum(r["edits_fixed"] for r in records) / n if known else None,
+        "edits_broke_mean": sum(r["edits_broke"] for r in records) / n if known else None,
         "wall_s": wall,
-        "tokens_per_s": sum(r["tokens"] for r in records) / wall if wall > 0 else float("nan"),
+        "tokens_per_s": tokens / wall if wall > 0 else float("nan"),
     }
 
 

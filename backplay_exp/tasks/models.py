@@ -3,10 +3,13 @@
 - `sft`: the SFT backbone, no head (confidence / random_order / random remasking).
 - `head`: the frozen SFT backbone plus the BackPlay head trained on it (task=head's stage).
 - `joint`: the backbone and head of the joint ablation (task=joint's stage).
+- `t2t`: the T2T editor backbone (task=t2t's stage), no head; decode it with `remask=t2t_q`/`t2t_s`.
+  To remask with BackPlay and edit at once, train a head on the editor instead:
+  `sft.checkpoint=<t2t stage>/backbone model=head remask=backplay_edit`.
 - `auto`: `head` when the remask policy needs a head, else `sft` (so is `head` with a
   policy that needs none: BackPlay's backbone is the SFT model, frozen).
-Stages are trained on first use and cached; `head_train.checkpoint` / `joint.checkpoint` paths
-override the cache.
+Stages are trained on first use and cached; `head_train.checkpoint` / `joint.checkpoint` /
+`t2t.checkpoint` paths override the cache.
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ from torch import nn
 
 from backplay_exp.backbones.base import Backbone, load_backbone
 from backplay_exp.heads.io import load_head
-from backplay_exp.tasks.train import head_stage, joint_stage, sft_backbone
+from backplay_exp.tasks.train import head_stage, joint_stage, sft_backbone, t2t_stage
 
-MODELS = ("auto", "sft", "head", "joint")
+MODELS = ("auto", "sft", "head", "joint", "t2t")
 
 
 def decoding_model(
@@ -41,6 +44,20 @@ def decoding_model(
             "model=joint, or a policy without a head (confidence, random_order, random)"
         )
     artifact = instantiate(cfg.artifact).name
+    if model == "t2t":
+        if policy_uses_head:
+            raise ValueError(
+                "model=t2t has no correction head: to remask with a head and edit, train one on "
+                "the editor (sft.checkpoint=<t2t stage>/backbone model=head remask=backplay_edit)"
+            )
+        ckpt = str(cfg.t2t.checkpoint)
+        if ckpt == "auto":
+            stage = t2t_stage(cfg)
+            ckpt_dir, source = stage / "backbone", f"t2t/{stage.name}"
+        else:
+            ckpt_dir, source = Path(ckpt), ckpt
+        info = {"model": "t2t", "artifact": artifact, "model_source": source}
+        return load_backbone(ckpt_dir), None, info
     if model == "joint":
         ckpt = str(cfg.joint.checkpoint)
         if ckpt == "auto":

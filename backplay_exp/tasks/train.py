@@ -1,8 +1,9 @@
-"""Training stages: SFT, head-only (BackPlay) and joint; each cached by its config signature.
+"""Training stages: SFT, head-only (BackPlay), joint and T2T; each cached by its config signature.
 
     python -m backplay_exp task=sft      # the SFT stage of this config
     python -m backplay_exp task=head     # SFT stage (if missing) -> frozen backbone -> head
     python -m backplay_exp task=joint    # backbone + head trained together (ablation)
+    python -m backplay_exp task=t2t artifact=draft   # the T2T editor, continued from the SFT model
 
 Each task makes sure its stage exists in the cache (training it if missing, resuming if it was
 interrupted) and records the stage and its metrics in the run's `results.json`.
@@ -25,6 +26,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from backplay_exp.backbones.base import Backbone, load_backbone
+from backplay_exp.backbones.lora import apply_lora, merge_lora
 from backplay_exp.heads.io import save_head
 from backplay_exp.tasks.results import write_results
 from backplay_exp.tasks.stages import DONE_FILE, ensure_stage, signature
@@ -216,6 +218,8 @@ def train_correction(cfg: DictConfig, out: Path, joint: bool) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
     backbone = instantiate(cfg.backbone) if joint else sft_backbone(cfg)[0]
     recipe = cfg.joint if joint else cfg.head_train
+    if joint:
+        with_lora(backbone, recipe)
     head_cfg = OmegaConf.merge(cfg.head, {"d_in": backbone.hidden_size})
     head = instantiate(head_cfg)
     module = instantiate(
@@ -226,11 +230,19 @@ def train_correction(cfg: DictConfig, out: Path, joint: bool) -> dict[str, Any]:
     metrics: dict[str, Any] = dict(fit(cfg, recipe, module, datamodule, out))
     save_head(head, out / "head", head_cfg)
     if joint:
-        backbone.save(out / "backbone", cfg.backbone)
+        merge_lora(backbone).save(out / "backbone", cfg.backbone)
     else:
         metrics["backbone_unchanged"] = weights_digest(backbone) == before
     metrics["head_params"] = sum(p.numel() for p in head.parameters())
     return metrics
+
+
+def with_lora(backbone: Backbone, recipe: DictConfig) -> Backbone:
+    """Inject the recipe's LoRA adapters (`recipe.lora`), if it has any; else train fully."""
+    lora = recipe.get("lora")
+    if lora is None:
+        return backbone
+    return apply_lora(backbone, OmegaConf.to_container(lora, resolve=True))
 
 
 def run_head(cfg: DictConfig, **_: Any) -> dict[str, Any]:
@@ -254,4 +266,56 @@ def run_joint(cfg: DictConfig, **_: Any) -> dict[str, Any]:
     stage = joint_stage(cfg)
     metrics = stage_metrics(stage)
     write_results(cfg, {"task": "joint", "stage": f"joint/{stage.name}", **metrics})
+    return metrics
+
+
+# --- T2T editor ------------------------------------------------------------------------------
+
+
+def t2t_spec(cfg: DictConfig) -> dict[str, Any]:
+    """What determines the T2T editor stage: the SFT model it continues, its artifacts, recipe."""
+    return {
+        "sft": sft_source(cfg),
+        "artifact": cfg.artifact,
+        "t2t": cfg.t2t,
+        "data": cfg.data,
+        "seed": cfg.seed,
+        "precision": cfg.trainer.precision,
+    }
+
+
+def t2t_stage_dir(cfg: DictConfig) -> Path:
+    """Where the T2T editor stage of this config lives."""
+    return _stage_dir(cfg, "t2t", t2t_spec(cfg))
+
+
+def t2t_stage(cfg: DictConfig) -> Path:
+    """The finished T2T editor stage of this config (trained first if missing)."""
+    return ensure_stage(t2t_stage_dir(cfg), partial(train_t2t, cfg), t2t_spec(cfg))
+
+
+def train_t2t(cfg: DictConfig, out: Path) -> dict[str, Any]:
+    """Continue the SFT backbone on `L_sft + μ·CE_edit`; export the (merged) editor backbone."""
+    L.seed_everything(cfg.seed, workers=True)
+    backbone = with_lora(sft_backbone(cfg)[0], cfg.t2t)
+    module = instantiate(cfg.t2t.module, backbone=backbone, artifact=instantiate(cfg.artifact))
+    datamodule = instantiate(cfg.data, tokenizer=backbone.tokenizer)
+    metrics = fit(cfg, cfg.t2t, module, datamodule, out)
+    merge_lora(backbone).save(out / "backbone", cfg.backbone)
+    return metrics
+
+
+def run_t2t(cfg: DictConfig, **_: Any) -> dict[str, Any]:
+    """`task=t2t`: make sure the T2T editor stage exists; report its metrics."""
+    stage = t2t_stage(cfg)
+    metrics = stage_metrics(stage)
+    write_results(
+        cfg,
+        {
+            "task": "t2t",
+            "stage": f"t2t/{stage.name}",
+            "artifact": instantiate(cfg.artifact).name,
+            **metrics,
+        },
+    )
     return metrics

@@ -44,7 +44,8 @@ def test_remask_options_build_a_decoder(compose_cfg, option):
     policy = instantiate(cfg.remask)
     decoder = instantiate(cfg.sampler, policy=policy)
     assert decoder.policy is policy
-    assert option.startswith(policy.name)  # backplay_toy: backplay with toy calibration
+    # backplay_toy: backplay with toy calibration; t2t_q: t2t_edit(Q); backplay_edit: backplay+edit
+    assert policy.name.startswith(option.split("_")[0])
 
 
 @pytest.mark.parametrize("option", options("sampler"))
@@ -79,7 +80,7 @@ def test_data_options_build(compose_cfg, option):
     assert batch["input_ids"].shape == batch["response_mask"].shape
 
 
-MOUNTS = {"sft": "sft", "head_only": "head_train", "joint": "joint"}
+MOUNTS = {"sft": "sft", "head_only": "head_train", "joint": "joint", "edit": "t2t"}
 
 
 @pytest.mark.parametrize("option", options("module"))
@@ -88,7 +89,9 @@ def test_module_options_build(compose_cfg, option):
     cfg = compose_cfg(f"module@{mount}.module={option}")
     backbone = instantiate(cfg.backbone)
     extra = {}
-    if option != "sft":  # correction modules also take a head and an artifact distribution
+    if option == "edit":  # the T2T editor takes an artifact distribution, no head
+        extra = {"artifact": instantiate(cfg.artifact)}
+    elif option != "sft":  # correction modules also take a head and an artifact distribution
         head = instantiate(cfg.head, d_in=backbone.hidden_size)
         extra = {"head": head, "artifact": instantiate(cfg.artifact)}
     module = instantiate(cfg[mount].module, backbone=backbone, **extra)

@@ -12,13 +12,16 @@ from backplay_exp.tasks.runner import run_task
 
 CONF = Path(__file__).parents[2] / "conf"
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
-PAPER = [e for e in EXPERIMENTS if e != "quickstart"]
+# the BackPlay paper's tables (the embedded quickstart and the T2T comparison default to tiny/toy)
+EMBEDDED = ("quickstart", "t2t_draft_vs_random")
+PAPER = [e for e in EXPERIMENTS if e not in EMBEDDED]
 # a paper experiment pointed at the embedded backbone and benchmark (README "On a laptop")
 LAPTOP = [
     "backbone=tiny", "data=toy", "benchmark=toy", "trainer=cpu",
     "benchmark.chat_template=false", "benchmark.gen_length=32", "benchmark.block_length=16",
     "head.d_head=16", "head.n_heads=2", "head.n_layers=1", "head.conv_kernel=5",
     "head_train.max_steps=8", "head_train.val_check_interval=4", "head_train.checkpoint_every=4",
+    "t2t.max_steps=8", "t2t.val_check_interval=4", "t2t.checkpoint_every=4",
     "task.batch_size=12",
 ]  # fmt: skip
 
@@ -59,3 +62,14 @@ def test_experiment_runs_end_to_end_on_tiny_toy(compose_cfg, tmp_path, name):
     assert len(results) == len(jobs) and all(r["status"] == "ok" for r in results)
     assert "k=" in write_report(tmp_path / "sweep")
     assert (tmp_path / "sweep" / "pareto.png").exists()
+
+
+def test_t2t_experiment_composes_with_a_real_backbone_and_lora(compose_cfg):
+    cfg = compose_cfg(
+        "+experiment=t2t_draft_vs_random", "backbone=llada_8b", "data=gsm8k_aug", "benchmark=gsm8k",
+        "sft.checkpoint=pretrained", "+lora@t2t.lora=llada", "trainer=gpu",
+        tiny=False, hydra_cfg=True,
+    )  # fmt: skip
+    assert cfg.hydra.sweeper.params == {"artifact": "random_vocab,draft", "remask": "t2t_s,t2t_q"}
+    assert cfg.model == "t2t" and cfg.t2t.lora.r == 16
+    assert cfg.backbone._target_.endswith("LLaDABackbone")
