@@ -7,8 +7,10 @@ Generation: prompts are left-padded with attention masks so that rows of a batch
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
@@ -36,19 +38,29 @@ def encode_sft_pairs(
     """
     eos = tokenizer.eos_token_id
     p_ids, r_ids = _ids(tokenizer, prompts), _ids(tokenizer, responses)
-    width = max(len(p) for p in p_ids) + response_len
-    ids = torch.full((len(p_ids), width), eos, dtype=torch.long)
-    response = torch.zeros((len(p_ids), width), dtype=torch.bool)
-    for i, (p, r) in enumerate(zip(p_ids, r_ids, strict=True)):
-        if len(r) > response_len:
-            raise ValueError(
-                f"SFT example {i}: response has {len(r)} tokens > response_len={response_len}; "
-                "raise the response length or filter long examples"
-            )
-        ids[i, : len(p)] = torch.tensor(p)
-        ids[i, len(p) : len(p) + len(r)] = torch.tensor(r, dtype=torch.long)
-        response[i, len(p) :] = True
-    return ids, response
+    p_len = np.fromiter(map(len, p_ids), dtype=np.int64, count=len(p_ids))
+    r_len = np.fromiter(map(len, r_ids), dtype=np.int64, count=len(r_ids))
+    if (too_long := np.flatnonzero(r_len > response_len)).size:
+        i = int(too_long[0])
+        raise ValueError(
+            f"SFT example {i}: response has {r_len[i]} tokens > response_len={response_len}; "
+            "raise the response length or filter long examples"
+        )
+    width = int(p_len.max()) + response_len
+    ids = np.full((len(p_ids), width), eos, dtype=np.int64)
+    # scatter the concatenated prompt + response tokens of every row in one assignment
+    rows = np.repeat(np.arange(len(p_ids)), p_len + r_len)
+    starts = np.repeat(np.cumsum(p_len + r_len) - (p_len + r_len), p_len + r_len)
+    cols = np.arange(len(rows)) - starts
+    ids[rows, cols] = np.fromiter(
+        itertools.chain.from_iterable(
+            itertools.chain(p, r) for p, r in zip(p_ids, r_ids, strict=True)
+        ),
+        dtype=np.int64,
+        count=len(rows),
+    )
+    response = np.arange(width)[None, :] >= p_len[:, None]
+    return torch.from_numpy(ids), torch.from_numpy(response)
 
 
 def encode_prompts(

@@ -10,6 +10,9 @@ from transformers import PreTrainedTokenizerBase
 from backplay_exp.benchmarks.toy import ToyTask
 from backplay_exp.data.collate import encode_sft_pairs
 
+# encoded splits of this process, by (task, split, n, seed, response length, vocabulary)
+_ENCODED: dict[tuple, TensorDataset] = {}
+
 
 def _as_dicts(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, torch.Tensor]:
     ids, resp = zip(*batch, strict=True)
@@ -51,14 +54,21 @@ class ToyDataModule(L.LightningDataModule):
         self.val_set: TensorDataset | None = None
 
     def _encode(self, split: str, n: int, seed: int) -> TensorDataset:
-        problems = self.task.split(split, n, seed)
-        ids, resp = encode_sft_pairs(
-            self.tokenizer,
-            [p.prompt for p in problems],
-            [p.meta["response"] for p in problems],
-            self.response_len,
-        )
-        return TensorDataset(ids, resp)
+        # the stages of one run (SFT, then head / joint / T2T) read the same splits: encode once
+        vocab = tuple(sorted(self.tokenizer.get_vocab().items()))
+        key = (repr(self.task), split, n, seed, self.response_len, vocab)
+        if key not in _ENCODED:
+            problems = self.task.split(split, n, seed)
+            ids, resp = encode_sft_pairs(
+                self.tokenizer,
+                [p.prompt for p in problems],
+                [p.meta["response"] for p in problems],
+                self.response_len,
+            )
+            if len(_ENCODED) >= 4:  # a run's splits, not every config a test session saw
+                _ENCODED.pop(next(iter(_ENCODED)))
+            _ENCODED[key] = TensorDataset(ids, resp)
+        return _ENCODED[key]
 
     def setup(self, stage: str | None = None) -> None:
         """Generate and tokenise both splits (deterministic in the seeds)."""

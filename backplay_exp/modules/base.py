@@ -15,6 +15,7 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
+from backplay_exp.artifacts.base import Artifact, ArtifactDistribution
 from backplay_exp.backbones.base import Backbone
 from backplay_exp.diffusion import mask_tokens, maskable_positions, sample_mask_prob, sft_loss
 
@@ -32,6 +33,19 @@ def warmup_cosine(
         return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return LambdaLR(optimizer, factor)
+
+
+def corrupt_batch(
+    artifact: ArtifactDistribution,
+    backbone: Backbone,
+    batch: dict[str, torch.Tensor],
+    eos_maskable: int | None,
+) -> Artifact:
+    """Corrupt a clean batch with `artifact` (model calls without gradient; METHOD.md s. 4)."""
+    x0 = batch["input_ids"]
+    maskable = maskable_positions(x0, batch["response_mask"], backbone.eos_id, eos_maskable)
+    with torch.no_grad():
+        return artifact(x0, maskable, backbone)
 
 
 def sft_objective(

@@ -19,8 +19,8 @@ from torchmetrics.classification import BinaryAUROC, BinaryAveragePrecision
 from backplay_exp.artifacts.base import Artifact, ArtifactDistribution
 from backplay_exp.backbones.base import Backbone
 from backplay_exp.backbones.lora import has_lora
-from backplay_exp.diffusion import head_bce_loss, maskable_positions
-from backplay_exp.modules.base import TrainingModule, sft_objective
+from backplay_exp.diffusion import head_bce_loss
+from backplay_exp.modules.base import TrainingModule, corrupt_batch, sft_objective
 
 
 class HeadModule(TrainingModule):
@@ -75,12 +75,7 @@ class HeadModule(TrainingModule):
 
     def make_artifact(self, batch: dict[str, torch.Tensor]) -> Artifact:
         """Corrupt a clean batch with the model's own predictions (no gradient)."""
-        x0 = batch["input_ids"]
-        maskable = maskable_positions(
-            x0, batch["response_mask"], self.backbone.eos_id, self.eos_maskable
-        )
-        with torch.no_grad():
-            return self.artifact(x0, maskable, self.backbone)
+        return corrupt_batch(self.artifact, self.backbone, batch, self.eos_maskable)
 
     def head_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Head logits (B, L) on `x`; the frozen backbone runs under no_grad."""

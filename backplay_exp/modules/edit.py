@@ -19,8 +19,7 @@ from torch.optim.lr_scheduler import LambdaLR
 
 from backplay_exp.artifacts.base import Artifact, ArtifactDistribution
 from backplay_exp.backbones.base import Backbone
-from backplay_exp.diffusion import maskable_positions
-from backplay_exp.modules.base import TrainingModule, sft_objective
+from backplay_exp.modules.base import TrainingModule, corrupt_batch, sft_objective
 
 
 def edit_loss(logits: torch.Tensor, x0: torch.Tensor, scored: torch.Tensor) -> torch.Tensor:
@@ -60,12 +59,7 @@ class EditModule(TrainingModule):
 
     def make_artifact(self, batch: dict[str, torch.Tensor]) -> Artifact:
         """Corrupt a clean batch (the draft pass runs without gradient)."""
-        x0 = batch["input_ids"]
-        maskable = maskable_positions(
-            x0, batch["response_mask"], self.backbone.eos_id, self.eos_maskable
-        )
-        with torch.no_grad():
-            return self.artifact(x0, maskable, self.backbone)
+        return corrupt_batch(self.artifact, self.backbone, batch, self.eos_maskable)
 
     def edit_step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         """`CE_edit` on a fresh artifact, with what the editor gets right logged."""

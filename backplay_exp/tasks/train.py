@@ -142,12 +142,16 @@ def sft_backbone(cfg: DictConfig) -> tuple[Backbone, str]:
     return load_backbone(ckpt, readout), ckpt
 
 
+def report_stage(cfg: DictConfig, task: str, stage: Path, **extra: Any) -> dict[str, Any]:
+    """Record a finished stage and its metrics in the run's results.json; return the metrics."""
+    metrics = stage_metrics(stage)
+    write_results(cfg, {"task": task, "stage": f"{task}/{stage.name}", **extra, **metrics})
+    return metrics
+
+
 def run_sft(cfg: DictConfig, **_: Any) -> dict[str, float]:
     """`task=sft`: make sure the SFT stage exists; report its metrics."""
-    stage = sft_stage(cfg)
-    metrics = stage_metrics(stage)
-    write_results(cfg, {"task": "sft", "stage": f"sft/{stage.name}", **metrics})
-    return metrics
+    return report_stage(cfg, "sft", sft_stage(cfg))
 
 
 # --- correction head (head-only and joint) ---------------------------------------------------
@@ -247,26 +251,12 @@ def with_lora(backbone: Backbone, recipe: DictConfig) -> Backbone:
 
 def run_head(cfg: DictConfig, **_: Any) -> dict[str, Any]:
     """`task=head`: make sure the head stage exists; report its metrics (AUROC, AP, BCE)."""
-    stage = head_stage(cfg)
-    metrics = stage_metrics(stage)
-    write_results(
-        cfg,
-        {
-            "task": "head",
-            "stage": f"head/{stage.name}",
-            "artifact": cfg.artifact.get("_target_"),
-            **metrics,
-        },
-    )
-    return metrics
+    return report_stage(cfg, "head", head_stage(cfg), artifact=instantiate(cfg.artifact).name)
 
 
 def run_joint(cfg: DictConfig, **_: Any) -> dict[str, Any]:
     """`task=joint`: make sure the joint stage exists; report its metrics."""
-    stage = joint_stage(cfg)
-    metrics = stage_metrics(stage)
-    write_results(cfg, {"task": "joint", "stage": f"joint/{stage.name}", **metrics})
-    return metrics
+    return report_stage(cfg, "joint", joint_stage(cfg), artifact=instantiate(cfg.artifact).name)
 
 
 # --- T2T editor ------------------------------------------------------------------------------
@@ -307,15 +297,4 @@ def train_t2t(cfg: DictConfig, out: Path) -> dict[str, Any]:
 
 def run_t2t(cfg: DictConfig, **_: Any) -> dict[str, Any]:
     """`task=t2t`: make sure the T2T editor stage exists; report its metrics."""
-    stage = t2t_stage(cfg)
-    metrics = stage_metrics(stage)
-    write_results(
-        cfg,
-        {
-            "task": "t2t",
-            "stage": f"t2t/{stage.name}",
-            "artifact": instantiate(cfg.artifact).name,
-            **metrics,
-        },
-    )
-    return metrics
+    return report_stage(cfg, "t2t", t2t_stage(cfg), artifact=instantiate(cfg.artifact).name)

@@ -70,6 +70,9 @@ def test_t2t_experiment_composes_with_a_real_backbone_and_lora(compose_cfg):
         "sft.checkpoint=pretrained", "+lora@t2t.lora=llada", "trainer=gpu",
         tiny=False, hydra_cfg=True,
     )  # fmt: skip
-    assert cfg.hydra.sweeper.params == {"artifact": "random_vocab,draft", "remask": "t2t_s,t2t_q"}
+    assert cfg.hydra.sweeper.params == {
+        "artifact": "random_vocab,draft",
+        "remask": "t2t_s,t2t_q,confidence",
+    }
     assert cfg.model == "t2t" and cfg.t2t.lora.r == 16
     assert cfg.backbone._target_.endswith("LLaDABackbone")

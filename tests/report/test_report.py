@@ -78,3 +78,29 @@ def test_pareto_plot_is_a_picture(sweep):
 def test_report_of_an_empty_folder_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"no results\.json"):
         write_report(tmp_path)
+
+
+def test_edit_table_shows_intensity_and_fixed_broke_per_arm(tmp_path):
+    jobs = [
+        result("t2t", "t2t_edit(S)", 2, 0.5, 6.0, artifact="draft")
+        | {"edits_mean": 1.5, "edit_intensity": 0.05, "edits_fixed_mean": 1.0,
+           "edits_broke_mean": 0.25},
+        result("t2t", "t2t_edit(S)", 2, 0.25, 7.0, artifact="random_vocab")
+        | {"edits_mean": 3.0, "edit_intensity": 0.1, "edits_fixed_mean": 1.0,
+           "edits_broke_mean": 1.5},
+    ]  # fmt: skip
+    for i, job in enumerate(jobs):
+        (tmp_path / str(i)).mkdir()
+        (tmp_path / str(i) / "results.json").write_text(json.dumps(job))
+    md = write_report(tmp_path)
+    accuracy, edits = md.split("T2T edit intensity")
+    assert parse_table(accuracy)["t2t(draft) + t2t_edit(S)"]["k=2"] == "50.0 / 6.0"
+    table = parse_table(edits.split("\n", 2)[2])
+    assert table["t2t(draft) + t2t_edit(S)"]["k=2"] == "0.050 (1.00 / 0.25)"
+    assert table["t2t(random_vocab) + t2t_edit(S)"]["k=2"] == "0.100 (1.00 / 1.50)"
+    with (tmp_path / "report.csv").open() as f:
+        assert {r["edit_intensity"] for r in csv.DictReader(f)} == {"0.05", "0.1"}
+
+
+def test_no_edit_table_without_edits(sweep):
+    assert "edit intensity" not in write_report(sweep)
