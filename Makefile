@@ -13,7 +13,7 @@ install: ## install the package and dev tools (CPU torch wheel pinned)
 	$(PY) -m pip install "$(TORCH)" -e ".[dev,sandbox]"
 
 test: ## the whole CPU suite (what CI runs); pytest's "no tests collected" is not a failure
-	$(PYTEST) -q -n 2; rc=$$?; if [ $$rc -eq 5 ]; then exit 0; else exit $$rc; fi
+	$(PYTEST) -q -n 2 --durations=15; rc=$$?; if [ $$rc -eq 5 ]; then exit 0; else exit $$rc; fi
 
 test-fast: ## the inner loop: everything but the slow end-to-end runs
 	$(PYTEST) -q -m "not slow"; rc=$$?; if [ $$rc -eq 5 ]; then exit 0; else exit $$rc; fi
