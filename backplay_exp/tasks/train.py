@@ -22,7 +22,7 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from backplay_exp.backbones.base import Backbone, load_backbone
@@ -53,7 +53,7 @@ def fit(
         gradient_clip_val=recipe.gradient_clip_val,
         val_check_interval=recipe.val_check_interval,
         check_val_every_n_epoch=None,
-        callbacks=[checkpoint],
+        callbacks=[checkpoint, *progress_bar(cfg)],
         logger=instantiate_loggers(cfg.logger, out) or False,
         default_root_dir=str(out),
     )
@@ -67,6 +67,13 @@ def fit(
         )
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     return metrics | {"train_s": time.perf_counter() - start, "steps": trainer.global_step}
+
+
+def progress_bar(cfg: DictConfig) -> list[RichProgressBar]:
+    """The training progress bar, redrawn every `progress_every` steps (unless disabled)."""
+    if not cfg.trainer.get("enable_progress_bar", True):
+        return []
+    return [RichProgressBar(refresh_rate=int(cfg.get("progress_every", 1)))]
 
 
 def stage_metrics(stage: Path) -> dict[str, Any]:
