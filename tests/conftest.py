@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize
 from omegaconf import DictConfig, open_dict
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one xdist worker per core: one thread each (and in the CLI subprocesses
+    # they start), or the workers' thread pools oversubscribe the cores
+    import torch
+
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 # small enough for seconds on a CPU, large enough to exercise every code path
 TINY = [
