@@ -6,6 +6,8 @@ import torch
 
 from backplay_exp.backbones.base import Backbone, BackboneOutput
 from backplay_exp.data.tokenizer import char_tokenizer
+from backplay_exp.samplers.decoder import Decoder
+from backplay_exp.samplers.policies import BackplayPolicy
 
 
 def tok_id(tokenizer, char: str) -> int:
@@ -102,3 +104,24 @@ class DisagreeingBackbone(TableBackbone):
         flip = torch.full_like(out.logits[:, p:], 0.0).scatter(-1, other[..., None], 20.0)
         out.logits[:, p:] = torch.where(visible[..., None], flip, out.logits[:, p:])
         return out
+
+
+def backplay_policy(**kw):
+    """BackplayPolicy with test defaults: τ 0.5, K 2, every step, buffer 4, no memory/checks."""
+    args = dict(
+        threshold=0.5,
+        max_remask=2,
+        stride=1,
+        block_buffer=4,
+        memory_steps=0,
+        check_block_start=False,
+        final_check=False,
+    )
+    return BackplayPolicy(**(args | kw))
+
+
+def decode(bb, head, pol, gen=4, block=2, k=1, **kw):
+    """Decode the one-token prompt "x" with `pol` (and `head`) on a table backbone."""
+    dec = Decoder(pol, gen_length=gen, block_length=block, tokens_per_step=k, **kw)
+    prompt = torch.tensor([[tok_id(bb.tokenizer, "x")]])
+    return dec.generate(bb, prompt, head=head)

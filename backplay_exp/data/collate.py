@@ -15,7 +15,8 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 
-def _ids(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> list[list[int]]:
+def token_ids(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> list[list[int]]:
+    """Token ids of each text, without special tokens (one batched tokenizer call)."""
     return tokenizer(list(texts), add_special_tokens=False)["input_ids"]
 
 
@@ -37,7 +38,7 @@ def encode_sft_pairs(
         ValueError: naming the first response longer than `response_len`.
     """
     eos = tokenizer.eos_token_id
-    p_ids, r_ids = _ids(tokenizer, prompts), _ids(tokenizer, responses)
+    p_ids, r_ids = token_ids(tokenizer, prompts), token_ids(tokenizer, responses)
     p_len = np.fromiter(map(len, p_ids), dtype=np.int64, count=len(p_ids))
     r_len = np.fromiter(map(len, r_ids), dtype=np.int64, count=len(r_ids))
     if (too_long := np.flatnonzero(r_len > response_len)).size:
@@ -49,8 +50,9 @@ def encode_sft_pairs(
     width = int(p_len.max()) + response_len
     ids = np.full((len(p_ids), width), eos, dtype=np.int64)
     # scatter the concatenated prompt + response tokens of every row in one assignment
-    rows = np.repeat(np.arange(len(p_ids)), p_len + r_len)
-    starts = np.repeat(np.cumsum(p_len + r_len) - (p_len + r_len), p_len + r_len)
+    row_len = p_len + r_len
+    rows = np.repeat(np.arange(len(p_ids)), row_len)
+    starts = np.repeat(np.cumsum(row_len) - row_len, row_len)
     cols = np.arange(len(rows)) - starts
     ids[rows, cols] = np.fromiter(
         itertools.chain.from_iterable(
@@ -67,7 +69,7 @@ def encode_prompts(
     tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str]
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Left-pad prompts: `prompt_ids` (N, P) long and `prompt_mask` (N, P) bool."""
-    p_ids = _ids(tokenizer, prompts)
+    p_ids = token_ids(tokenizer, prompts)
     width = max(len(p) for p in p_ids)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     ids = torch.full((len(p_ids), width), pad, dtype=torch.long)

@@ -53,11 +53,9 @@ class HeadModule(TrainingModule):
         self.backbone, self.head, self.artifact = backbone, head, artifact
         self.eos_maskable, self.pos_weight = eos_maskable, pos_weight
         if self.freeze_backbone:
-            self.backbone.requires_grad_(False)
+            self.backbone.requires_grad_(False).eval()
         elif not has_lora(self.backbone):  # LoRA already chose what trains
             self.backbone.requires_grad_(True)
-        if self.freeze_backbone:
-            self.backbone.eval()
         self.val_auroc, self.val_ap = BinaryAUROC(), BinaryAveragePrecision()
 
     def train(self, mode: bool = True) -> HeadModule:

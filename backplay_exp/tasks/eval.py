@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from backplay_exp.backbones.base import Backbone
 from backplay_exp.benchmarks.base import Benchmark, Problem
-from backplay_exp.data.collate import encode_prompts
+from backplay_exp.data.collate import encode_prompts, token_ids
 from backplay_exp.samplers.decoder import Decoder, Head
 from backplay_exp.tasks.models import decoding_model
 from backplay_exp.tasks.results import (
@@ -48,8 +48,8 @@ def reference_tokens(
     if any(t is None for t in texts):
         return None
     ref = torch.full((len(texts), gen_length), eos_id, dtype=torch.long)
-    for row, text in enumerate(texts):
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"][:gen_length]
+    for row, ids in enumerate(token_ids(tokenizer, texts)):
+        ids = ids[:gen_length]
         ref[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
     return ref
 

@@ -14,6 +14,7 @@ Stages are trained on first use and cached; `head_train.checkpoint` / `joint.che
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,16 @@ from backplay_exp.heads.io import load_head
 from backplay_exp.tasks.train import head_stage, joint_stage, sft_backbone, t2t_stage
 
 MODELS = ("auto", "sft", "head", "joint", "t2t")
+
+
+def stage_or_path(
+    ckpt: str, stage: Callable[[DictConfig], Path], cfg: DictConfig, kind: str
+) -> tuple[Path, str]:
+    """The cached stage (`auto`: trained first if missing) or the explicit path, and its name."""
+    if ckpt == "auto":
+        found = stage(cfg)
+        return found, f"{kind}/{found.name}"
+    return Path(ckpt), ckpt
 
 
 def decoding_model(
@@ -50,32 +61,19 @@ def decoding_model(
                 "model=t2t has no correction head: to remask with a head and edit, train one on "
                 "the editor (sft.checkpoint=<t2t stage>/backbone model=head remask=backplay_edit)"
             )
-        ckpt = str(cfg.t2t.checkpoint)
-        if ckpt == "auto":
-            stage = t2t_stage(cfg)
-            ckpt_dir, source = stage / "backbone", f"t2t/{stage.name}"
-        else:
-            ckpt_dir, source = Path(ckpt), ckpt
+        stage, source = stage_or_path(str(cfg.t2t.checkpoint), t2t_stage, cfg, "t2t")
         info = {"model": "t2t", "artifact": artifact, "model_source": source}
-        return load_backbone(ckpt_dir), None, info
+        return load_backbone(stage / "backbone"), None, info
     if model == "joint":
-        ckpt = str(cfg.joint.checkpoint)
-        if ckpt == "auto":
-            stage = joint_stage(cfg)
-            source = f"joint/{stage.name}"
-        else:
-            stage, source = Path(ckpt), ckpt
+        stage, source = stage_or_path(str(cfg.joint.checkpoint), joint_stage, cfg, "joint")
         info = {"model": "joint", "artifact": artifact, "model_source": source}
         return load_backbone(stage / "backbone"), load_head(stage / "head"), info
     backbone, source = sft_backbone(cfg)
     if model == "sft":
         return backbone, None, {"model": "sft", "artifact": None, "model_source": source}
     ckpt = str(cfg.head_train.checkpoint)
-    if ckpt == "auto":
-        stage = head_stage(cfg)
-        head_dir, head_source = stage / "head", f"head/{stage.name}"
-    else:
-        head_dir, head_source = Path(ckpt), ckpt
+    stage, head_source = stage_or_path(ckpt, head_stage, cfg, "head")
+    head_dir = stage / "head" if ckpt == "auto" else stage  # an explicit path is the head dir
     info = {
         "model": "head",
         "artifact": artifact,

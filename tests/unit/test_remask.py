@@ -1,28 +1,14 @@
 import pytest
 import torch
 
-from backplay_exp.samplers.decoder import Decoder
 from backplay_exp.samplers.policies import (
-    BackplayPolicy,
     RandomRemaskPolicy,
     StepState,
     remask_candidates,
     select_remask,
 )
-from tests.fakes import FixedHead, TableBackbone, tok_id
-
-
-def policy(**kw):
-    args = dict(
-        threshold=0.5,
-        max_remask=2,
-        stride=1,
-        block_buffer=4,
-        memory_steps=0,
-        check_block_start=False,
-        final_check=False,
-    )
-    return BackplayPolicy(**(args | kw))
+from tests.fakes import FixedHead, TableBackbone, decode
+from tests.fakes import backplay_policy as policy
 
 
 def test_threshold_and_top_k():
@@ -89,12 +75,6 @@ def test_random_policy_scores_are_uniform_and_seeded():
     pol.threshold = 0.5
     frac = pol.remask(state, torch.Generator().manual_seed(0)).float().mean()
     assert abs(frac - 0.5) < 0.05
-
-
-def decode(bb, head, pol, gen=4, block=2, k=1, **kw):
-    dec = Decoder(pol, gen_length=gen, block_length=block, tokens_per_step=k, **kw)
-    prompt = torch.tensor([[tok_id(bb.tokenizer, "x")]])
-    return dec.generate(bb, prompt, head=head)
 
 
 def test_rollback_remasked_token_is_regenerated_and_adds_steps():

@@ -6,9 +6,10 @@ import torch
 from backplay_exp.artifacts import draft_corrupt
 from backplay_exp.artifacts.uniform import RandomVocabArtifact
 from backplay_exp.modules.edit import edit_loss
-from backplay_exp.samplers.decoder import Decoder, edit_positions
-from backplay_exp.samplers.policies import BackplayPolicy, ConfidencePolicy, T2TEditPolicy
+from backplay_exp.samplers.decoder import edit_positions
+from backplay_exp.samplers.policies import ConfidencePolicy, T2TEditPolicy
 from backplay_exp.tasks.eval import edit_outcomes, reference_tokens, summarize
+from tests import fakes
 from tests.fakes import DisagreeingBackbone, EditTableBackbone, FixedHead, tok_id
 
 MASK, V = 2, 50
@@ -89,9 +90,7 @@ def test_edit_rule_on_fixed_predictions():
 
 
 def decode(bb, policy, gen=4, block=4, k=2, head=None, **kw):
-    dec = Decoder(policy, gen_length=gen, block_length=block, tokens_per_step=k, **kw)
-    prompt = torch.tensor([[tok_id(bb.tokenizer, "x")]])
-    return dec.generate(bb, prompt, head=head)
+    return fakes.decode(bb, head, policy, gen, block, k, **kw)
 
 
 def test_decoder_edits_a_wrong_token_after_the_block_is_filled():
@@ -131,16 +130,7 @@ def test_threshold_commits_every_confident_mask():
 
 def test_backplay_with_edits_remasks_and_edits_in_one_decoder():
     bb = EditTableBackbone({"x": list("abxd")}, {"x": [4.0, 3, 2, 1]}, {"x": list("abcd")})
-    pol = BackplayPolicy(
-        threshold=0.5,
-        max_remask=1,
-        stride=1,
-        block_buffer=0,
-        memory_steps=100,
-        check_block_start=False,
-        final_check=False,
-        edit_threshold=0.9,
-    )
+    pol = fakes.backplay_policy(max_remask=1, block_buffer=0, memory_steps=100, edit_threshold=0.9)
     assert pol.name == "backplay+edit"
     out = decode(bb, pol, head=FixedHead([0.0, 0.9, 0.0, 0.0]))  # flags position 1
     assert out.remasks.item() == 1 and out.edits.item() == 1
