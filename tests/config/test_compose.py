@@ -151,3 +151,20 @@ def test_unknown_option_names_the_group():
         pytest.raises(ConfigCompositionException, match="remask"),
     ):
         compose("config", overrides=["remask=no_such_policy"])
+
+
+def test_random_toy_is_backplay_toys_loop_with_random_scores(compose_cfg):
+    """The quickstart's random control differs from backplay_toy only in the scores and τ."""
+    head, rand = (
+        instantiate(compose_cfg(f"remask={o}").remask) for o in ("backplay_toy", "random_toy")
+    )
+    loop = (
+        "max_remask",
+        "stride",
+        "block_buffer",
+        "memory_steps",
+        "check_block_start",
+        "final_check",
+    )
+    assert {k: getattr(rand, k) for k in loop} == {k: getattr(head, k) for k in loop}
+    assert (head.uses_head, rand.uses_head) == (True, False)
