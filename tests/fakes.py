@@ -106,8 +106,9 @@ class DisagreeingBackbone(TableBackbone):
         return out
 
 
-def backplay_policy(**kw):
-    """BackplayPolicy with test defaults: τ 0.5, K 2, every step, buffer 4, no memory/checks."""
+def backplay_policy(cls=BackplayPolicy, **kw):
+    """`cls` (a BackplayPolicy) with test defaults: τ 0.5, K 2, every step, buffer 4, no
+    memory/checks."""
     args = dict(
         threshold=0.5,
         max_remask=2,
@@ -117,7 +118,7 @@ def backplay_policy(**kw):
         check_block_start=False,
         final_check=False,
     )
-    return BackplayPolicy(**(args | kw))
+    return cls(**(args | kw))
 
 
 def decode(bb, head, pol, gen=4, block=2, k=1, **kw):

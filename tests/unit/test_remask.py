@@ -60,15 +60,7 @@ def test_random_policy_scores_are_uniform_and_seeded():
         step=torch.tensor([0]),
         last_remask=torch.full((1, 1000), -(10**9)),
     )
-    pol = RandomRemaskPolicy(
-        threshold=0.0,
-        max_remask=1000,
-        stride=1,
-        block_buffer=0,
-        memory_steps=0,
-        check_block_start=False,
-        final_check=False,
-    )
+    pol = policy(cls=RandomRemaskPolicy, threshold=0.0, max_remask=1000, block_buffer=0)
     a = pol.remask(state, torch.Generator().manual_seed(0))
     b = pol.remask(state, torch.Generator().manual_seed(0))
     assert torch.equal(a, b)
