@@ -68,6 +68,16 @@ class Backbone(nn.Module):
         """Run the model: `tokens` (B, L) long, `attention_mask` (B, L) bool (True = real)."""
         raise NotImplementedError
 
+    def hidden_states(
+        self, tokens: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Only the tapped hidden state (B, L, D), what the correction head reads.
+
+        Equal to `forward(...).hidden`. Backbones that can stop at the tapped block override
+        it (the blocks after the tap and the LM head are not run); head training calls it.
+        """
+        return self(tokens, attention_mask).hidden
+
     def save(self, out_dir: str | Path, config: DictConfig | dict) -> None:
         """Write `config` (the node that builds this backbone), weights and tokenizer."""
         out = Path(out_dir)

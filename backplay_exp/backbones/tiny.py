@@ -80,6 +80,22 @@ class TinyBackbone(Backbone):
         self, tokens: torch.Tensor, attention_mask: torch.Tensor | None = None
     ) -> BackboneOutput:
         """Logits (B, L, V) and the tapped hidden state (B, L, D) of `tokens` (B, L)."""
+        states = self._states(tokens, attention_mask, len(self.blocks))
+        return BackboneOutput(
+            logits=self.lm_head(self.norm(states[-1])), hidden=states[self.tap_layer]
+        )
+
+    def hidden_states(
+        self, tokens: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The tapped hidden state alone: blocks after the tap and the LM head are skipped."""
+        tap = self.tap_layer % (len(self.blocks) + 1)  # index into [embeddings, blocks...]
+        return self._states(tokens, attention_mask, tap)[tap]
+
+    def _states(
+        self, tokens: torch.Tensor, attention_mask: torch.Tensor | None, n_blocks: int
+    ) -> list[torch.Tensor]:
+        """[embeddings, block_1, ..., block_n_blocks] outputs, each (B, L, D)."""
         assert tokens.ndim == 2, "tokens must be (B, L)"
         if tokens.shape[1] > self.max_len:
             raise ValueError(
@@ -96,7 +112,7 @@ class TinyBackbone(Backbone):
             h = h + self.pos_embed(positions)
         rope = rotary_tables(positions, h.shape[-1] // self.blocks[0].n_heads, self.rope_base)
         states = [h]
-        for block in self.blocks:
+        for block in self.blocks[:n_blocks]:
             h = block(h, rope, keep)
             states.append(h)
-        return BackboneOutput(logits=self.lm_head(self.norm(h)), hidden=states[self.tap_layer])
+        return states

@@ -76,9 +76,13 @@ class HeadModule(TrainingModule):
         return corrupt_batch(self.artifact, self.backbone, batch, self.eos_maskable)
 
     def head_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Head logits (B, L) on `x`; the frozen backbone runs under no_grad."""
+        """Head logits (B, L) on `x`; the frozen backbone runs under no_grad.
+
+        Only the tapped hidden state is computed (`Backbone.hidden_states`): the blocks after
+        the tap and the LM head do not reach the head's loss, frozen or not.
+        """
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_backbone):
-            hidden = self.backbone(x).hidden
+            hidden = self.backbone.hidden_states(x)
         return self.head(hidden)
 
     def head_loss(

@@ -1,0 +1,50 @@
+"""The tiny backbone's tapped hidden state, alone (what head training reads) or with logits."""
+
+import pytest
+import torch
+
+from backplay_exp.backbones.tiny import TinyBackbone
+from backplay_exp.data.tokenizer import char_tokenizer
+
+
+def tiny(tap_layer: int) -> TinyBackbone:
+    torch.manual_seed(0)
+    return TinyBackbone(
+        char_tokenizer(),
+        d_model=32,
+        n_layers=3,
+        n_heads=2,
+        mlp_ratio=2.0,
+        conv_kernel=5,
+        max_len=64,
+        learned_pos=True,
+        rope_base=10000.0,
+        init_std=0.3,
+        tap_layer=tap_layer,
+    ).eval()
+
+
+@pytest.mark.parametrize("tap_layer", [-4, -2, -1, 0, 1, 3])
+def test_hidden_states_equal_the_forward_tap(tap_layer):
+    backbone = tiny(tap_layer)
+    tokens = torch.randint(0, len(backbone.tokenizer), (2, 10))
+    keep = torch.ones_like(tokens, dtype=torch.bool)
+    keep[1, :3] = False  # left padding
+    with torch.no_grad():
+        full = backbone(tokens, keep).hidden
+        alone = backbone.hidden_states(tokens, keep)
+    assert torch.equal(full, alone)
+
+
+def test_hidden_states_skip_the_blocks_after_the_tap_and_the_lm_head():
+    backbone = tiny(-2)  # block 2 of 3
+    calls = []
+    for name in ("blocks.0", "blocks.1", "blocks.2", "lm_head"):
+        backbone.get_submodule(name).register_forward_hook(lambda *_, n=name: calls.append(n))
+    with torch.no_grad():
+        backbone.hidden_states(torch.zeros(1, 5, dtype=torch.long))
+    assert calls == ["blocks.0", "blocks.1"]
+    calls.clear()
+    with torch.no_grad():
+        backbone(torch.zeros(1, 5, dtype=torch.long))
+    assert calls == ["blocks.0", "blocks.1", "blocks.2", "lm_head"]
