@@ -51,6 +51,22 @@ def test_head_only_optimiser_holds_only_the_head(compose_cfg):
     assert {id(p) for p in joint.backbone.parameters()} <= optimised(joint)
 
 
+def test_a_head_step_runs_the_lm_head_once_and_the_last_block_only_for_the_artifact(compose_cfg):
+    cfg = compose_cfg(*SMALL_HEAD)  # the test backbone: 2 blocks, the head reads block 1
+    module, backbone, _ = correction_module(cfg, joint=False)
+    module.log = lambda *a, **k: None
+    calls = []
+    for name in ("blocks.0", "blocks.1", "lm_head"):
+        backbone.get_submodule(name).register_forward_hook(lambda *_, n=name: calls.append(n))
+    batch = {
+        "input_ids": torch.randint(0, backbone.mask_id, (2, 12)),
+        "response_mask": torch.arange(12).expand(2, 12) >= 4,
+    }
+    module.training_step(batch, 0).backward()
+    # the artifact's prediction needs the logits; the head's input stops at the tapped block
+    assert calls == ["blocks.0", "blocks.1", "lm_head", "blocks.0"]
+
+
 def test_head_training_leaves_the_frozen_backbone_unchanged(compose_cfg):
     cfg = compose_cfg("task=head", *SMALL_HEAD)
     metrics = run_task(cfg)
