@@ -206,7 +206,7 @@ class Decoder:
                 if policy.uses_head and due.any():
                     assert head is not None
                     p_err = 1 - torch.sigmoid(head(hidden, attn[rows]).float())  # (b, T)
-                x_hat, conf = propose_tokens(logits, self.temperature, generator)
+                x_hat, conf = propose_tokens(logits, self.temperature, generator, mask_id)
                 masked = xr == mask_id  # (b, T)
                 state = StepState(
                     x=xr,

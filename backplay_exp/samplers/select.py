@@ -11,7 +11,10 @@ import torch
 
 
 def propose_tokens(
-    logits: torch.Tensor, temperature: float, generator: torch.Generator | None = None
+    logits: torch.Tensor,
+    temperature: float,
+    generator: torch.Generator | None = None,
+    mask_id: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Candidate token and its confidence at every position.
 
@@ -19,19 +22,26 @@ def propose_tokens(
         logits: (B, L, V).
         temperature: 0 gives the argmax; > 0 adds Gumbel noise in float64 as LLaDA does.
         generator: Randomness for the noise (None = the global generator, as LLaDA).
+        mask_id: Never proposed (a committed mask would stay masked and a block would never
+            finish; an untrained model's argmax can be the mask). Its probability still counts
+            in the confidence, so a trained model, which never proposes it, decodes as in LLaDA.
 
     Returns:
         `x_hat` (B, L) long and `confidence` (B, L) float64.
     """
     assert logits.ndim == 3
     logits64 = logits.to(torch.float64)
+    proposable = logits64
+    if mask_id is not None:
+        proposable = logits64.clone()
+        proposable[..., mask_id] = float("-inf")
     if temperature > 0:
         u = torch.rand(
             logits64.shape, dtype=torch.float64, generator=generator, device=logits.device
         )  # (B, L, V)
-        x_hat = (logits64.exp() / (-torch.log(u)) ** temperature).argmax(-1)  # (B, L)
+        x_hat = (proposable.exp() / (-torch.log(u)) ** temperature).argmax(-1)  # (B, L)
     else:
-        x_hat = logits64.argmax(-1)  # (B, L)
+        x_hat = proposable.argmax(-1)  # (B, L)
     confidence = torch.softmax(logits64, dim=-1).gather(-1, x_hat[..., None]).squeeze(-1)
     return x_hat, confidence
 

@@ -96,6 +96,30 @@ def test_propose_tokens_argmax_and_confidence():
     assert conf[0].tolist() == pytest.approx([0.7, 0.5])
 
 
+def test_propose_tokens_never_proposes_the_mask():
+    logits = torch.log(torch.tensor([[[0.2, 0.7, 0.1], [0.5, 0.25, 0.25]]]))
+    x_hat, conf = propose_tokens(logits, temperature=0.0, mask_id=1)
+    assert x_hat.tolist() == [[0, 0]]  # the runner-up where the mask wins
+    assert conf[0].tolist() == pytest.approx([0.2, 0.5])  # the mask's mass still counts
+    x_hot, _ = propose_tokens(logits, temperature=1.0, generator=torch.Generator(), mask_id=1)
+    assert (x_hot != 1).all()
+
+
+@pytest.mark.timeout(30)  # before the fix this looped forever
+def test_decoding_finishes_when_the_model_prefers_the_mask():
+    class MaskLover(TableBackbone):  # the argmax is the mask token everywhere
+        def forward(self, tokens, attention_mask=None):
+            out = super().forward(tokens, attention_mask)
+            out.logits[..., self.mask_id] = 1e4
+            return out
+
+    backbone = MaskLover({"a": list("12345678")}, {"a": [1.0] * 8})
+    decoder = Decoder(ConfidencePolicy(), gen_length=8, block_length=4, tokens_per_step=2)
+    out = decoder.generate(backbone, prompts(backbone, "a"))
+    assert out.tokens.tolist() == [[tok_id(backbone.tokenizer, c) for c in "12345678"]]
+    assert out.nfe.tolist() == [4]
+
+
 def test_llada_schedule_spreads_block_masks():
     plan = LladaSchedule(steps=10).plan(torch.tensor([32, 4]), num_blocks=2)  # 5 steps/block
     assert plan.tolist() == [[7, 7, 6, 6, 6], [1, 1, 1, 1, 0]]
