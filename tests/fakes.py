@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from backplay_exp.backbones.base import Backbone, BackboneOutput
+from backplay_exp.backbones.tiny import TinyBackbone
 from backplay_exp.data.tokenizer import char_tokenizer
 from backplay_exp.samplers.decoder import Decoder
 from backplay_exp.samplers.policies import BackplayPolicy
@@ -126,3 +127,21 @@ def decode(bb, head, pol, gen=4, block=2, k=1, **kw):
     dec = Decoder(pol, gen_length=gen, block_length=block, tokens_per_step=k, **kw)
     prompt = torch.tensor([[tok_id(bb.tokenizer, "x")]])
     return dec.generate(bb, prompt, head=head)
+
+
+def small_tiny(seed: int, n_layers: int = 2, tap_layer: int = -2) -> TinyBackbone:
+    """A seeded random 32-wide `tiny` backbone in eval mode (large init, so outputs vary)."""
+    torch.manual_seed(seed)
+    return TinyBackbone(
+        char_tokenizer(),
+        d_model=32,
+        n_layers=n_layers,
+        n_heads=2,
+        mlp_ratio=2.0,
+        conv_kernel=5,
+        max_len=64,
+        learned_pos=True,
+        rope_base=10000.0,
+        init_std=0.3,
+        tap_layer=tap_layer,
+    ).eval()

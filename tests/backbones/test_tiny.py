@@ -4,24 +4,11 @@ import pytest
 import torch
 
 from backplay_exp.backbones.tiny import TinyBackbone
-from backplay_exp.data.tokenizer import char_tokenizer
+from tests.fakes import small_tiny
 
 
 def tiny(tap_layer: int) -> TinyBackbone:
-    torch.manual_seed(0)
-    return TinyBackbone(
-        char_tokenizer(),
-        d_model=32,
-        n_layers=3,
-        n_heads=2,
-        mlp_ratio=2.0,
-        conv_kernel=5,
-        max_len=64,
-        learned_pos=True,
-        rope_base=10000.0,
-        init_std=0.3,
-        tap_layer=tap_layer,
-    ).eval()
+    return small_tiny(0, n_layers=3, tap_layer=tap_layer)
 
 
 @pytest.mark.parametrize("tap_layer", [-4, -2, -1, 0, 1, 3])

@@ -2,28 +2,14 @@
 
 import torch
 
-from backplay_exp.backbones.tiny import TinyBackbone
 from backplay_exp.data.collate import encode_prompts
-from backplay_exp.data.tokenizer import char_tokenizer
 from backplay_exp.samplers.decoder import Decoder
 from backplay_exp.samplers.policies import ConfidencePolicy
+from tests.fakes import small_tiny
 
 
 def test_batch_equals_one_by_one():
-    torch.manual_seed(0)
-    backbone = TinyBackbone(
-        char_tokenizer(),
-        d_model=32,
-        n_layers=2,
-        n_heads=2,
-        mlp_ratio=2.0,
-        conv_kernel=5,
-        max_len=64,
-        learned_pos=True,
-        rope_base=10000.0,
-        init_std=0.3,
-        tap_layer=-2,
-    ).eval()
+    backbone = small_tiny(0)
     texts = ["1+2", "3*4-1+0=", "9", "22+7-3"]
     decoder = Decoder(ConfidencePolicy(), gen_length=12, block_length=4, tokens_per_step=2)
     ids, mask = encode_prompts(backbone.tokenizer, texts)
@@ -37,20 +23,7 @@ def test_batch_equals_one_by_one():
 
 
 def test_padding_does_not_change_logits_of_real_tokens():
-    torch.manual_seed(1)
-    backbone = TinyBackbone(
-        char_tokenizer(),
-        d_model=32,
-        n_layers=2,
-        n_heads=2,
-        mlp_ratio=2.0,
-        conv_kernel=5,
-        max_len=64,
-        learned_pos=True,
-        rope_base=10000.0,
-        init_std=0.3,
-        tap_layer=-2,
-    ).eval()
+    backbone = small_tiny(1)
     ids, mask = encode_prompts(backbone.tokenizer, ["12345", "12"])
     with torch.no_grad():
         padded = backbone(ids, mask)
