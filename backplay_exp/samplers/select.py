@@ -30,19 +30,18 @@ def propose_tokens(
         `x_hat` (B, L) long and `confidence` (B, L) float64.
     """
     assert logits.ndim == 3
-    logits64 = logits.to(torch.float64)
-    proposable = logits64
-    if mask_id is not None:
-        proposable = logits64.clone()
-        proposable[..., mask_id] = float("-inf")
+    logits64 = logits.to(torch.float64, copy=True)  # ours: the mask is written into it below
+    probs = torch.softmax(logits64, dim=-1)  # (B, L, V), the mask's mass included
+    scores = logits64
     if temperature > 0:
         u = torch.rand(
             logits64.shape, dtype=torch.float64, generator=generator, device=logits.device
         )  # (B, L, V)
-        x_hat = (proposable.exp() / (-torch.log(u)) ** temperature).argmax(-1)  # (B, L)
-    else:
-        x_hat = proposable.argmax(-1)  # (B, L)
-    confidence = torch.softmax(logits64, dim=-1).gather(-1, x_hat[..., None]).squeeze(-1)
+        scores = logits64.exp() / (-torch.log(u)) ** temperature
+    if mask_id is not None:
+        scores[..., mask_id] = float("-inf")  # in place: no extra (B, L, V) copy
+    x_hat = scores.argmax(-1)  # (B, L)
+    confidence = probs.gather(-1, x_hat[..., None]).squeeze(-1)
     return x_hat, confidence
 
 
