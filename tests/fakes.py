@@ -129,7 +129,9 @@ def decode(bb, head, pol, gen=4, block=2, k=1, **kw):
     return dec.generate(bb, prompt, head=head)
 
 
-def small_tiny(seed: int, n_layers: int = 2, tap_layer: int = -2) -> TinyBackbone:
+def small_tiny(
+    seed: int, n_layers: int = 2, tap_layer: int = -2, conv_kernel: int = 5
+) -> TinyBackbone:
     """A seeded random 32-wide `tiny` backbone in eval mode (large init, so outputs vary)."""
     torch.manual_seed(seed)
     return TinyBackbone(
@@ -138,7 +140,7 @@ def small_tiny(seed: int, n_layers: int = 2, tap_layer: int = -2) -> TinyBackbon
         n_layers=n_layers,
         n_heads=2,
         mlp_ratio=2.0,
-        conv_kernel=5,
+        conv_kernel=conv_kernel,
         max_len=64,
         learned_pos=True,
         rope_base=10000.0,

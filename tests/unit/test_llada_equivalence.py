@@ -3,11 +3,10 @@
 import pytest
 import torch
 
-from backplay_exp.backbones.tiny import TinyBackbone
-from backplay_exp.data.tokenizer import char_tokenizer
 from backplay_exp.samplers.decoder import Decoder
 from backplay_exp.samplers.policies import ConfidencePolicy, RandomOrderPolicy
 from backplay_exp.samplers.schedules import LladaSchedule
+from tests.fakes import small_tiny
 from tests.unit import llada_reference
 
 
@@ -24,20 +23,7 @@ class HFStyle(torch.nn.Module):
 
 @pytest.fixture(scope="module")
 def backbone():
-    torch.manual_seed(0)
-    return TinyBackbone(
-        char_tokenizer(),
-        d_model=32,
-        n_layers=2,
-        n_heads=2,
-        mlp_ratio=2.0,
-        conv_kernel=3,
-        max_len=64,
-        learned_pos=True,
-        rope_base=10000.0,
-        init_std=0.3,
-        tap_layer=-2,
-    ).eval()
+    return small_tiny(0, conv_kernel=3)
 
 
 @pytest.mark.parametrize(
