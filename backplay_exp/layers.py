@@ -18,7 +18,11 @@ def positions_from_mask(keep: torch.Tensor) -> torch.Tensor:
 
 
 class RMSNorm(nn.Module):
-    """Root-mean-square layer norm with a learned gain."""
+    """Root-mean-square layer norm with a learned gain.
+
+    The statistics are taken in float32 and the result is cast back before the gain is applied,
+    as LLaDA's, Dream's (Qwen2's) and SMDM's norms do; in float32 it is the plain formula.
+    """
 
     def __init__(self, dim: int, eps: float = 1e-6) -> None:
         super().__init__()
@@ -26,8 +30,10 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalise the last dimension of `x`."""
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+        """Normalise the last dimension of `x` (any dtype)."""
+        x32 = x.float()
+        normed = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * normed.to(x.dtype)
 
 
 def rotary_tables(
