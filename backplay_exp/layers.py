@@ -37,12 +37,31 @@ class RMSNorm(nn.Module):
 
 
 def rotary_tables(
-    positions: torch.Tensor, head_dim: int, base: float
+    positions: torch.Tensor,
+    head_dim: int,
+    base: float,
+    table_dtype: torch.dtype | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cos/sin tables for rotary embeddings: `positions` (B, L) -> two (B, 1, L, head_dim/2)."""
-    inv_freq = base ** (-torch.arange(0, head_dim, 2, device=positions.device) / head_dim)
+    """Cos/sin tables for rotary embeddings: `positions` (B, L) -> two float32 (B, 1, L, hd/2).
+
+    Args:
+        positions: Position ids (B, L).
+        head_dim: Channels per attention head (hd).
+        base: Rotary frequency base.
+        table_dtype: None: float32 tables with frequencies `base ** (-2i / hd)` (tiny's). A dtype
+            (SMDM: bfloat16): lit-gpt's `build_rope_cache` recipe, as SMDM's published code
+            runs it: frequencies `1 / base ** (2i / hd)` in float32, cos/sin rounded to
+            `table_dtype`, then used in float32 arithmetic (returned as float32).
+    """
+    if table_dtype is None:
+        inv_freq = base ** (-torch.arange(0, head_dim, 2, device=positions.device) / head_dim)
+    else:  # the same frequencies up to float32 rounding, which bf16 rounding can expose
+        inv_freq = 1.0 / base ** (torch.arange(0, head_dim, 2, device=positions.device) / head_dim)
     angles = positions.float()[..., None] * inv_freq  # (B, L, hd/2)
-    return angles.cos()[:, None], angles.sin()[:, None]
+    cos, sin = angles.cos()[:, None], angles.sin()[:, None]
+    if table_dtype is not None:
+        cos, sin = cos.to(table_dtype).float(), sin.to(table_dtype).float()
+    return cos, sin
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -54,20 +73,22 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
 class Block(nn.Module):
     """One pre-norm block: attention, optional depthwise conv, SwiGLU MLP; each residual."""
 
-    def __init__(self, dim: int, n_heads: int, mlp_ratio: float, conv_kernel: int) -> None:
+    def __init__(
+        self, dim: int, n_heads: int, mlp_ratio: float, conv_kernel: int, norm_eps: float = 1e-6
+    ) -> None:
         super().__init__()
         if dim % n_heads:
             raise ValueError(f"d_model={dim} is not divisible by n_heads={n_heads}")
         self.n_heads = n_heads
-        self.attn_norm = RMSNorm(dim)
+        self.attn_norm = RMSNorm(dim, norm_eps)
         self.qkv = nn.Linear(dim, 3 * dim, bias=False)
         self.attn_out = nn.Linear(dim, dim, bias=False)
         self.conv = None
         if conv_kernel > 0:
-            self.conv_norm = RMSNorm(dim)
+            self.conv_norm = RMSNorm(dim, norm_eps)
             self.conv = nn.Conv1d(dim, dim, conv_kernel, padding=conv_kernel // 2, groups=dim)
         hidden = int(mlp_ratio * dim)
-        self.mlp_norm = RMSNorm(dim)
+        self.mlp_norm = RMSNorm(dim, norm_eps)
         self.gate_up = nn.Linear(dim, 2 * hidden, bias=False)
         self.down = nn.Linear(hidden, dim, bias=False)
 

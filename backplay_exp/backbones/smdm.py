@@ -18,10 +18,21 @@ of 20 (`tap_layer: -2`).
 - The output layer has no row for the mask token: its row is zero (logit 0). A trained model's
   top logit is far above 0 in practice; check on real weights that M is never the argmax.
 
-Known difference: SMDM's RMSNorm uses eps 1e-5, tiny's 1e-6. The normalised activations move
-by about `(1e-5 - 1e-6) / (2 * mean(x^2))` relative: negligible for a trained model's residual
-stream, visible (~1e-3 on logits) only for tiny random weights (tests/backbones/test_smdm.py). A
-`norm_eps` knob on `TinyBackbone` would make the conversion exact.
+Two facts of SMDM's published code (ML-GSAI/SMDM, `lit_gpt/diffmodel.py` and `config.py`)
+that the converted model reproduces through two `TinyBackbone` options (set in
+conf/backbone/smdm_1b.yaml; tiny's defaults keep the old behaviour):
+
+- `norm_eps: 1.0e-5`: every RMSNorm of `Diff_LLaMA_1028M` uses eps 1e-5 (tiny's is 1e-6).
+- `rope_table_dtype: bfloat16`: `TransEncoder.build_rope_cache` hard-codes
+  `dtype=torch.bfloat16`, so SMDM's cos/sin tables are rounded to bf16 even in a float32 model
+  and the rotation is then computed in float32; the released model was trained with them.
+  `rotary_tables` follows that recipe, including its frequencies `1 / base ** (2i / hd)` (the
+  float32 rounding of `base ** (-2i / hd)`, tiny's, moves some bf16 table entries by one step).
+
+With both, a converted tiny random `TransEncoder` of the published code reproduces its float32
+logits to 1.7e-6 and its block outputs to under 1e-6 (tests/backbones/test_smdm.py, against the
+published code's outputs in ../shared/fixtures/real_backbones/smdm); without one or both options
+the logits move by 4.6e-4 to 1.0e-3 on those weights.
 
 The shape above is SMDM's lit-gpt config as published with its code (not checked against the
 released file here, which cannot be downloaded): the converter checks every shape and names the

@@ -33,6 +33,10 @@ class TinyBackbone(Backbone):
         rope_base: Rotary frequency base.
         init_std: Std of the embedding and linear initialisation (TOY.md: small, 0.02).
         tap_layer: Which entry of [embeddings, block_1, ..., block_N] is the `hidden` output.
+        norm_eps: Epsilon of every RMSNorm (tiny: 1e-6; SMDM's published model: 1e-5).
+        rope_table_dtype: None: float32 rotary tables (tiny). A torch dtype name, e.g.
+            "bfloat16": the tables are rounded to that dtype and used in float32, as SMDM's
+            published `build_rope_cache` does even for a float32 model (`rotary_tables`).
     """
 
     name = "tiny"
@@ -50,18 +54,26 @@ class TinyBackbone(Backbone):
         rope_base: float,
         init_std: float,
         tap_layer: int,
+        norm_eps: float = 1e-6,
+        rope_table_dtype: str | None = None,
     ) -> None:
         super().__init__(tokenizer)
         if not -(n_layers + 1) <= tap_layer <= n_layers:
             raise ValueError(f"tap_layer={tap_layer} is outside [-{n_layers + 1}, {n_layers}]")
         self.hidden_size, self.max_len, self.tap_layer = d_model, max_len, tap_layer
         self.rope_base = rope_base
+        table_dtype = None if rope_table_dtype is None else getattr(torch, rope_table_dtype, None)
+        if rope_table_dtype is not None and not (
+            isinstance(table_dtype, torch.dtype) and table_dtype.is_floating_point
+        ):
+            raise ValueError(f"rope_table_dtype={rope_table_dtype!r} is not a torch float dtype")
+        self.rope_table_dtype = table_dtype
         self.embed = nn.Embedding(len(tokenizer), d_model)
         self.pos_embed = nn.Embedding(max_len, d_model) if learned_pos else None
         self.blocks = nn.ModuleList(
-            Block(d_model, n_heads, mlp_ratio, conv_kernel) for _ in range(n_layers)
+            Block(d_model, n_heads, mlp_ratio, conv_kernel, norm_eps) for _ in range(n_layers)
         )
-        self.norm = RMSNorm(d_model)
+        self.norm = RMSNorm(d_model, norm_eps)
         self.lm_head = nn.Linear(d_model, len(tokenizer), bias=False)
         self._init_weights(init_std, n_layers)
 
@@ -110,7 +122,9 @@ class TinyBackbone(Backbone):
         h = self.embed(tokens)  # (B, L, D)
         if self.pos_embed is not None:
             h = h + self.pos_embed(positions)
-        rope = rotary_tables(positions, h.shape[-1] // self.blocks[0].n_heads, self.rope_base)
+        rope = rotary_tables(
+            positions, h.shape[-1] // self.blocks[0].n_heads, self.rope_base, self.rope_table_dtype
+        )
         states = [h]
         for block in self.blocks[:n_blocks]:
             h = block(h, rope, keep)
