@@ -38,10 +38,15 @@ class Backbone(nn.Module):
     tokenizer: PreTrainedTokenizerBase
     hidden_size: int
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, mask_id: int | None = None) -> None:
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        mask_id: int | None = None,
+        eot_token: str | None = None,
+    ) -> None:
         super().__init__()
         self.tokenizer = tokenizer
-        self._mask_id = mask_id
+        self._mask_id, self._eot_token = mask_id, eot_token
 
     @property
     def mask_id(self) -> int:
@@ -55,6 +60,31 @@ class Backbone(nn.Module):
     def eos_id(self) -> int:
         """Id of the end-of-sequence token used to pad responses."""
         return int(self.tokenizer.eos_token_id)
+
+    @property
+    def eot_id(self) -> int | None:
+        """Id of the end-of-turn token of chat models (None if not configured)."""
+        if self._eot_token is None:
+            return None
+        if not in_vocabulary(self.tokenizer, self._eot_token):
+            raise ValueError(f"backbone.eot_token={self._eot_token!r} is not in the vocabulary")
+        return int(self.tokenizer.convert_tokens_to_ids(self._eot_token))
+
+    def check_special_ids(self, vocab: int) -> None:
+        """Raise a clear error if a special id is missing, contradictory or outside `vocab`."""
+        declared = self.tokenizer.mask_token_id
+        if self._mask_id is not None and declared is not None and declared != self._mask_id:
+            raise ValueError(
+                f"backbone.mask_id={self._mask_id} but the tokenizer's mask token "
+                f"{self.tokenizer.mask_token!r} has id {declared}: drop one of them"
+            )
+        if self.tokenizer.eos_token_id is None:
+            raise ValueError(
+                "the tokenizer has no EoS token: set `backbone.eos_token` (e.g. [SEP] for BERT)"
+            )
+        for name, tid in (("mask", self.mask_id), ("eos", self.eos_id), ("eot", self.eot_id)):
+            if tid is not None and not 0 <= tid < vocab:
+                raise ValueError(f"{name} id {tid} is outside the model's vocabulary ({vocab})")
 
     @property
     def pad_id(self) -> int:
@@ -107,6 +137,43 @@ class Backbone(nn.Module):
         backbone: Backbone = instantiate(cfg, **kwargs)
         backbone.load_state_dict(load_file(str(ckpt / WEIGHTS_FILE)))
         return backbone
+
+
+def check_tap_layer(tap_layer: int, n_layers: int) -> int:
+    """`tap_layer` if it indexes `[embeddings, block_1, ..., block_N]` of an N-block model.
+
+    Raises:
+        ValueError: naming the allowed range.
+    """
+    if not -(n_layers + 1) <= tap_layer <= n_layers:
+        raise ValueError(
+            f"tap_layer={tap_layer} is outside [-{n_layers + 1}, {n_layers}] "
+            f"for a {n_layers}-block model"
+        )
+    return tap_layer
+
+
+def in_vocabulary(tokenizer: PreTrainedTokenizerBase, token: str) -> bool:
+    """Whether `token` is one token of the vocabulary (added tokens included).
+
+    Not `convert_tokens_to_ids(token) != unk_token_id`: Qwen2's unknown token is its EoS.
+    """
+    return token in tokenizer.get_vocab()
+
+
+def use_eos_token(
+    tokenizer: PreTrainedTokenizerBase, eos_token: str | None
+) -> PreTrainedTokenizerBase:
+    """Make `eos_token` the token that ends and pads responses; None keeps the tokenizer's.
+
+    Raises:
+        ValueError: if the token is not in the vocabulary.
+    """
+    if eos_token is not None:
+        if not in_vocabulary(tokenizer, eos_token):
+            raise ValueError(f"backbone.eos_token={eos_token!r} is not in the vocabulary")
+        tokenizer.eos_token = eos_token
+    return tokenizer
 
 
 def require_saved(ckpt: Path, name: str) -> None:

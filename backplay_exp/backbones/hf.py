@@ -28,7 +28,9 @@ from backplay_exp.backbones.base import (
     TOKENIZER_DIR,
     Backbone,
     BackboneOutput,
+    check_tap_layer,
     require_saved,
+    use_eos_token,
 )
 
 HF_DIR = "hf"
@@ -102,26 +104,16 @@ class HFBackbone(Backbone):
         tokenizer = AutoTokenizer.from_pretrained(
             tokenizer_name_or_path or name_or_path, trust_remote_code=trust_remote_code
         )
-        if eos_token is not None:
-            if tokenizer.convert_tokens_to_ids(eos_token) in (None, tokenizer.unk_token_id):
-                raise ValueError(f"backbone.eos_token={eos_token!r} is not in the vocabulary")
-            tokenizer.eos_token = eos_token
-        super().__init__(tokenizer, mask_id)
+        super().__init__(use_eos_token(tokenizer, eos_token), mask_id, eot_token)
         # the config first: a wrong tap_layer fails before billions of weights load
         config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
         self.n_layers = config_value(config, LAYER_KEYS, "number of blocks")
         self.hidden_size = config_value(config, WIDTH_KEYS, "hidden size")
-        if not -(self.n_layers + 1) <= tap_layer <= self.n_layers:
-            raise ValueError(
-                f"tap_layer={tap_layer} is outside [-{self.n_layers + 1}, {self.n_layers}] "
-                f"for a {self.n_layers}-block model"
-            )
-        self.tap_layer = tap_layer
+        self.tap_layer = check_tap_layer(tap_layer, self.n_layers)
         self.model = self.load_model(
             name_or_path, config, dtype, trust_remote_code, attn_implementation
         )
-        self._eot_token = eot_token
-        self._check_special_ids()
+        self.check_special_ids(self._vocab_size())
         if gradient_checkpointing:
             self.enable_gradient_checkpointing()
 
@@ -145,34 +137,11 @@ class HFBackbone(Backbone):
         # from_pretrained returns eval mode; a freshly built nn.Module (like tiny) trains
         return auto.from_pretrained(name_or_path, **kwargs).train()
 
-    def _check_special_ids(self) -> None:
+    def _vocab_size(self) -> int:
         try:
-            vocab = self.model.get_input_embeddings().num_embeddings
+            return self.model.get_input_embeddings().num_embeddings
         except (NotImplementedError, AttributeError):
-            vocab = config_value(self.model.config, ("vocab_size",), "vocabulary size")
-        declared = self.tokenizer.mask_token_id
-        if self._mask_id is not None and declared is not None and declared != self._mask_id:
-            raise ValueError(
-                f"backbone.mask_id={self._mask_id} but the tokenizer's mask token "
-                f"{self.tokenizer.mask_token!r} has id {declared}: drop one of them"
-            )
-        if self.tokenizer.eos_token_id is None:
-            raise ValueError(
-                "the tokenizer has no EoS token: set `backbone.eos_token` (e.g. [SEP] for BERT)"
-            )
-        for name, tid in (("mask", self.mask_id), ("eos", self.eos_id), ("eot", self.eot_id)):
-            if tid is not None and not 0 <= tid < vocab:
-                raise ValueError(f"{name} id {tid} is outside the model's vocabulary ({vocab})")
-
-    @property
-    def eot_id(self) -> int | None:
-        """Id of the end-of-turn token of chat models (None if not configured)."""
-        if self._eot_token is None:
-            return None
-        tid = self.tokenizer.convert_tokens_to_ids(self._eot_token)
-        if tid is None or tid == self.tokenizer.unk_token_id:
-            raise ValueError(f"backbone.eot_token={self._eot_token!r} is not in the vocabulary")
-        return int(tid)
+            return config_value(self.model.config, ("vocab_size",), "vocabulary size")
 
     def enable_gradient_checkpointing(self) -> None:
         """Turn on Hugging Face gradient checkpointing (non-reentrant, so LoRA works too).

@@ -1,29 +1,51 @@
-"""Tiny random Hugging Face models saved to disk, so every adapter runs offline."""
+"""Offline backbones for the tests: tiny random HF masked LMs, and the real-backbone fixtures.
+
+LLaDA and Dream are tested against `../shared/fixtures/real_backbones/` (tiny random
+checkpoints in the published layout with golden outputs of the published code); tests that need
+them skip when `../shared` is absent.
+"""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 from transformers import (
-    AutoConfig,
-    AutoModel,
     BertConfig,
     BertForMaskedLM,
     ModernBertConfig,
     ModernBertForMaskedLM,
 )
 
-from backplay_exp.data.tokenizer import EOS, MASK, char_tokenizer
-from tests.backbones import standin_modeling
+from backplay_exp.data.tokenizer import EOS, char_tokenizer
 
-STANDIN_FILE = Path(__file__).with_name("standin_modeling.py")
-LAYERS = 3  # every tiny model has 3 blocks
-STANDIN_CLASSES = {  # kind -> (config class, model class) in standin_modeling.py
-    "llada": ("LLaDAStandinConfig", "LLaDAStandinModelLM"),
-    "dream": ("DreamStandinConfig", "DreamStandinModel"),
-}
+LAYERS = 3  # every tiny HF model has 3 blocks
+# ../shared/fixtures/real_backbones relative to the project root (never copied into the repo)
+REAL_BACKBONES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "real_backbones"
+NATIVE = {"llada": "llada_8b", "dream": "dream_7b"}  # fixture directory -> backbone option
+
+
+def real_fixture(*parts: str) -> Path:
+    """A path of the real-backbone fixtures, or skip the test when `../shared` is not there."""
+    path = REAL_BACKBONES.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real-backbone fixture not available at {path}")
+    return path
+
+
+def native_overrides(kind: str, dtype: str = "float32", path: Path | None = None) -> list[str]:
+    """Overrides that point `backbone=llada_8b|dream_7b` at its tiny published-layout fixture.
+
+    The fixture tokenizers carry the real special tokens, so only the ids come from the
+    fixture's config.json (`mask_id=null`) instead of the 8B vocabularies'.
+    """
+    return [
+        f"backbone={NATIVE[kind]}",
+        f"backbone.name_or_path='{path or real_fixture(kind)}'",
+        "backbone.tokenizer_name_or_path=null",
+        f"backbone.dtype={dtype}",
+        "backbone.mask_id=null",
+    ]
 
 
 def save_masked_lm(out: Path, kind: str) -> Path:
@@ -47,48 +69,21 @@ def save_masked_lm(out: Path, kind: str) -> Path:
     return out
 
 
-def save_standin(out: Path, kind: str, **config) -> Path:
-    """A remote-code model directory (config.json with auto_map + modeling file + weights)."""
-    tok = char_tokenizer()
-    out.mkdir(parents=True)
-    shutil.copy(STANDIN_FILE, out / "modeling_standin.py")
-    config_class, model_class = STANDIN_CLASSES[kind]
-    auto_map = {
-        "AutoConfig": f"modeling_standin.{config_class}",
-        "AutoModel": f"modeling_standin.{model_class}",
-    }
-    config_cls = getattr(standin_modeling, config_class)
-    config_cls(vocab_size=len(tok), n_layers=LAYERS, auto_map=auto_map, **config).save_pretrained(
-        out
-    )
-    cfg = AutoConfig.from_pretrained(out, trust_remote_code=True)
-    AutoModel.from_config(cfg, trust_remote_code=True).save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
-
-
 @pytest.fixture(scope="session")
 def model_dirs(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("hf_models")
     return {
         "bert": save_masked_lm(root / "bert", "bert"),
         "modernbert": save_masked_lm(root / "modernbert", "modernbert"),
-        "llada": save_standin(root / "llada", "llada"),
-        "dream": save_standin(root / "dream", "dream"),
     }
 
 
-# backbone option and the overrides that point it at the tiny offline model
-OPTIONS = {
-    "bert": "hf_masked_lm",
-    "modernbert": "hf_masked_lm",
-    "llada": "llada_8b",
-    "dream": "dream_7b",
-}
+# backbone option of each tiny HF model
+OPTIONS = {"bert": "hf_masked_lm", "modernbert": "hf_masked_lm"}
 
 
 def backbone_overrides(kind: str, path: Path, dtype: str = "float32") -> list[str]:
-    over = [
+    return [
         f"backbone={OPTIONS[kind]}",
         f"backbone.name_or_path={path}",
         "backbone.tokenizer_name_or_path=null",
@@ -96,9 +91,3 @@ def backbone_overrides(kind: str, path: Path, dtype: str = "float32") -> list[st
         f"backbone.eos_token='{EOS}'",
         "backbone.eot_token=null",
     ]
-    if kind in ("llada", "dream"):  # real ids are the 8B vocabularies'; ours is the char one
-        over.append("backbone.mask_id=2")
-    return over
-
-
-assert MASK == "<|mask|>"  # id 2 in char_tokenizer

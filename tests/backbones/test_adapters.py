@@ -1,4 +1,7 @@
-"""Each Hugging Face adapter: shapes, the tapped state from one pass, save/load, dtype, errors."""
+"""The Hugging Face masked-LM adapter: shapes, the tapped state from one pass, save/load, errors.
+
+LLaDA and Dream run natively (tests/backbones/test_native_*.py).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +10,10 @@ import torch
 from hydra.utils import instantiate
 
 from backplay_exp.backbones.base import load_backbone
-from backplay_exp.backbones.dream import shift_to_positions
 from backplay_exp.data.collate import encode_prompts
 from tests.backbones.conftest import LAYERS, backbone_overrides
 
-KINDS = ["bert", "modernbert", "llada", "dream"]
+KINDS = ["bert", "modernbert"]
 
 
 @pytest.fixture
@@ -50,11 +52,6 @@ def test_one_forward_gives_logits_and_the_penultimate_block(build, kind):
     assert out.hidden.shape == (2, 7, backbone.hidden_size) == (2, 7, 16)
     assert backbone.n_layers == LAYERS and len(raw_states) == LAYERS + 1
     expect_logits, expect_hidden = raw_logits, raw_states[LAYERS - 1]  # block N-1's output
-    if kind == "dream":
-        expect_logits, expect_hidden = (
-            shift_to_positions(raw_logits),
-            shift_to_positions(expect_hidden),
-        )
     torch.testing.assert_close(out.logits, expect_logits)
     torch.testing.assert_close(out.hidden, expect_hidden)
 
@@ -78,7 +75,7 @@ def test_save_load_round_trip(build, kind, tmp_path):
     assert last.tap_layer == -1
 
 
-@pytest.mark.parametrize("kind", ["bert", "llada"])
+@pytest.mark.parametrize("kind", ["bert"])
 def test_bf16_weights_and_outputs(build, kind):
     backbone, _ = build(kind, "backbone.dtype=bfloat16")
     assert {p.dtype for p in backbone.parameters()} == {torch.bfloat16}
@@ -86,7 +83,7 @@ def test_bf16_weights_and_outputs(build, kind):
     assert out.logits.dtype == out.hidden.dtype == torch.bfloat16
 
 
-@pytest.mark.parametrize("kind", ["bert", "modernbert", "dream"])
+@pytest.mark.parametrize("kind", ["bert", "modernbert"])
 def test_left_padding_does_not_change_a_row(build, kind):
     backbone, _ = build(kind)
     ids, mask = encode_prompts(backbone.tokenizer, ["12+3=", "7+1"])
@@ -94,42 +91,7 @@ def test_left_padding_does_not_change_a_row(build, kind):
     with torch.no_grad():
         batch = backbone(ids, mask)
         alone = backbone(ids[1:, 2:])  # the same row without its padding
-    # Dream: the first real position's aligned logits come from the pad before it (module doc)
-    first = 1 if kind == "dream" else 0
-    torch.testing.assert_close(
-        batch.logits[1, 2 + first :], alone.logits[0, first:], atol=1e-5, rtol=1e-4
-    )
-
-
-def test_llada_gets_mask_only_when_padded_and_no_cache(build):
-    backbone, _ = build("llada")
-    calls = backbone.model.calls
-    ids, mask = encode_prompts(backbone.tokenizer, ["12+3=", "7"])
-    backbone(ids, mask)
-    backbone(ids, torch.ones_like(mask))
-    backbone(ids)
-    assert calls[-3]["attention_mask"].tolist() == mask.long().tolist()
-    assert calls[-2]["attention_mask"] is None and calls[-1]["attention_mask"] is None
-    assert all(c["use_cache"] is False for c in calls[-3:])
-
-
-def test_dream_gets_its_padded_batch_inputs(build):
-    backbone, _ = build("dream")
-    calls = backbone.model.calls
-    ids = torch.tensor([[0, 5, 6], [7, 8, 9]])
-    keep = torch.tensor([[False, True, True], [True, True, True]])
-    backbone(ids, keep)
-    backbone(ids)
-    padded, unpadded = calls[-2], calls[-1]
-    # worked out by hand: row 0 attends among its two real tokens; positions skip the pad
-    assert padded["attention_mask"][0, 0].tolist() == [
-        [False, False, False],
-        [False, True, True],
-        [False, True, True],
-    ]
-    assert padded["attention_mask"][1].all()
-    assert padded["position_ids"].tolist() == [[0, 0, 1], [0, 1, 2]]
-    assert unpadded["attention_mask"] == "full"
+    torch.testing.assert_close(batch.logits[1, 2:], alone.logits[0], atol=1e-5, rtol=1e-4)
 
 
 def test_tap_layer_is_checked_against_the_depth(build):
@@ -146,7 +108,7 @@ def test_special_ids_are_checked(build):
         build("bert", "backbone.mask_id=5")
     with pytest.raises(Exception, match=r"eos_token='\[SEP\]' is not in the vocabulary"):
         build("bert", "backbone.eos_token='[SEP]'")
-    backbone, _ = build("llada", "backbone.eot_token='<|pad|>'")
+    backbone, _ = build("bert", "backbone.eot_token='<|pad|>'")
     assert (backbone.mask_id, backbone.eos_id, backbone.eot_id) == (2, 1, 0)
 
 
@@ -156,5 +118,3 @@ def test_gradient_checkpointing_knob(build):
     backbone.train()
     backbone(torch.randint(3, 50, (2, 5))).logits.sum().backward()
     assert backbone.model.bert.embeddings.word_embeddings.weight.grad is not None
-    with pytest.raises(Exception, match="does not support gradient checkpointing"):
-        build("llada", "backbone.gradient_checkpointing=true")

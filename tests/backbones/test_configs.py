@@ -7,8 +7,9 @@ from hydra.utils import get_class, instantiate
 from omegaconf import OmegaConf
 
 from backplay_exp.backbones.hf import HFBackbone
+from backplay_exp.backbones.native.backbone import NativeBackbone
 
-HF_OPTIONS = {
+HUB_OPTIONS = {
     "llada_8b": ("GSAI-ML/LLaDA-8B-Base", 126336),
     "llada_8b_instruct": ("GSAI-ML/LLaDA-8B-Instruct", 126336),
     "dream_7b": ("Dream-org/Dream-v0-Base-7B", 151666),
@@ -22,11 +23,13 @@ PAPER = [
 ]
 
 
-@pytest.mark.parametrize("option", sorted(HF_OPTIONS))
-def test_hf_backbone_options_compose(compose_cfg, option):
+@pytest.mark.parametrize("option", sorted(HUB_OPTIONS))
+def test_hub_backbone_options_compose(compose_cfg, option):
     cfg = compose_cfg(f"backbone={option}", tiny=False)
-    name, mask_id = HF_OPTIONS[option]
-    assert issubclass(get_class(cfg.backbone._target_), HFBackbone)
+    name, mask_id = HUB_OPTIONS[option]
+    native = option != "hf_masked_lm"  # LLaDA and Dream run on the in-repo transformer
+    assert issubclass(get_class(cfg.backbone._target_), NativeBackbone if native else HFBackbone)
+    assert native == ("trust_remote_code" not in cfg.backbone)
     assert cfg.backbone.name_or_path == name and cfg.backbone.mask_id == mask_id
     assert cfg.backbone.tap_layer == -2
 
@@ -51,13 +54,12 @@ def test_trainer_strategies_build(compose_cfg, option, strategy):
     assert type(built).__name__ == strategy
 
 
-def test_fsdp_wraps_by_size_without_naming_remote_classes(compose_cfg):
-    from torch import nn
+def test_fsdp_wraps_each_transformer_block(compose_cfg):
+    from backplay_exp.backbones.native.model import DecoderBlock
+    from backplay_exp.layers import Block
 
     policy = instantiate(compose_cfg("trainer=fsdp", tiny=False).trainer.strategy.auto_wrap_policy)
-    big, small = nn.Linear(10_000, 10_001), nn.Linear(10, 10)  # 100.0M vs 110 parameters
-    assert policy(big, recurse=False, nonwrapped_numel=sum(p.numel() for p in big.parameters()))
-    assert not policy(small, recurse=False, nonwrapped_numel=110)
+    assert policy == {DecoderBlock, Block}
 
 
 def test_smdm_1b_takes_the_tiny_test_overrides(compose_cfg):
