@@ -63,7 +63,7 @@ class DreamBackbone(NativeBackbone):
     """
 
     family = "Dream"
-    tokenizer_class = "transformers.Qwen2Tokenizer"
+    family_tokenizer = "transformers.Qwen2Tokenizer"
     keymap = KeyMap(
         [
             ("model.embed_tokens", "embed"),

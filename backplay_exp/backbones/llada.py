@@ -55,7 +55,7 @@ class LLaDABackbone(NativeBackbone):
     """`backbone=llada_8b` / `llada_8b_instruct` (arguments: `NativeBackbone`)."""
 
     family = "LLaDA"
-    tokenizer_class = "transformers.PreTrainedTokenizerFast"
+    family_tokenizer = "transformers.PreTrainedTokenizerFast"
     keymap = KeyMap(
         [
             ("model.transformer.wte", "embed"),

@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 from safetensors.torch import load_file
 
 from backplay_exp.backbones.base import load_backbone
+from backplay_exp.backbones.dream import DreamBackbone
 from backplay_exp.backbones.lora import apply_lora, merge_lora
 from backplay_exp.backbones.native import checkpoint
 from backplay_exp.backbones.native.checkpoint import INDEX_FILE, KeyMap
@@ -200,3 +201,19 @@ def test_no_remote_code_anywhere_on_the_path(compose_cfg, kind, monkeypatch, tmp
     assert "trust_remote_code" not in cfg.backbone
     backbone.save(tmp_path / "bb", cfg.backbone)
     load_backbone(tmp_path / "bb")(tokens_of(backbone))
+
+
+def test_the_real_dream_tokenizer_loads_without_remote_code_and_round_trips(tmp_path):
+    tokenizer = DreamBackbone.load_tokenizer(real_fixture("dream_tokenizer"), None)
+    assert type(tokenizer).__name__ == "Qwen2Tokenizer"  # no tokenizer.json: vocab + merges
+    ids = tokenizer("Hello world, 3+4=7").input_ids
+    assert ids == [9707, 1879, 11, 220, 18, 10, 19, 28, 22]  # the published tokenizer's ids
+    assert (tokenizer.mask_token_id, tokenizer.eos_token_id, len(tokenizer)) == (
+        151666,
+        151643,
+        151667,
+    )
+    tokenizer.save_pretrained(str(tmp_path))  # what a saved stage holds
+    again = DreamBackbone.load_tokenizer(tmp_path, None)
+    assert again("Hello world, 3+4=7").input_ids == ids
+    assert again.convert_tokens_to_ids("<|im_end|>") == 151645

@@ -73,10 +73,14 @@ class NativeBackbone(Backbone):
         random_init: Build from config.json alone with random weights (no weight files read).
         gradient_checkpointing: Recompute each block's activations in backward.
         max_shard_size: Largest safetensors shard when saving.
+        tokenizer_class: Import path of the tokenizer class; null = `PreTrainedTokenizerFast`
+            when the directory has a `tokenizer.json` (the complete serialised tokenizer), else
+            the family's class (`family_tokenizer`; e.g. Qwen2's BPE from
+            vocab.json + merges.txt). Never a remote-code class.
     """
 
     keymap: ClassVar[KeyMap]
-    tokenizer_class: ClassVar[str] = "transformers.PreTrainedTokenizerFast"
+    family_tokenizer: ClassVar[str] = "transformers.PreTrainedTokenizerFast"
     family: ClassVar[str] = "native"
 
     def __init__(
@@ -92,12 +96,13 @@ class NativeBackbone(Backbone):
         random_init: bool = False,
         gradient_checkpointing: bool = False,
         max_shard_size: str = "5GB",
+        tokenizer_class: str | None = None,
     ) -> None:
         source = resolve_checkpoint(name_or_path, revision)
         published = read_config(source)
         cfg = self.transformer_config(published)
         tok_dir = resolve_checkpoint(tokenizer_name_or_path) if tokenizer_name_or_path else source
-        tokenizer = get_class(self.tokenizer_class).from_pretrained(str(tok_dir))
+        tokenizer = self.load_tokenizer(tok_dir, tokenizer_class)
         if mask_id is None:
             mask_id = published.get("mask_token_id")
         super().__init__(use_eos_token(tokenizer, eos_token), mask_id, eot_token)
@@ -108,6 +113,16 @@ class NativeBackbone(Backbone):
         self.model = self._build(cfg, source, resolve_dtype(dtype), random_init)
         self.model.gradient_checkpointing = gradient_checkpointing
         self.check_special_ids(cfg.vocab_size)
+
+    @classmethod
+    def load_tokenizer(cls, directory: Path, tokenizer_class: str | None) -> Any:
+        """The tokenizer of `directory`, read by a transformers class (see `tokenizer_class`)."""
+        if tokenizer_class is None:
+            has_json = (directory / "tokenizer.json").exists()
+            tokenizer_class = (
+                "transformers.PreTrainedTokenizerFast" if has_json else cls.family_tokenizer
+            )
+        return get_class(tokenizer_class).from_pretrained(str(directory))
 
     def _build(
         self, cfg: TransformerConfig, source: Path, dtype: torch.dtype | None, random_init: bool
