@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -19,6 +21,7 @@ from backplay_exp.backbones.native.checkpoint import INDEX_FILE, KeyMap
 from tests.backbones.conftest import native_overrides, real_fixture
 
 KINDS = ["llada", "dream"]
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "load_memory.py"
 
 
 def build(compose_cfg, kind, *extra, dtype="float32", path=None):
@@ -217,3 +220,17 @@ def test_the_real_dream_tokenizer_loads_without_remote_code_and_round_trips(tmp_
     again = DreamBackbone.load_tokenizer(tmp_path, None)
     assert again("Hello world, 3+4=7").input_ids == ids
     assert again.convert_tokens_to_ids("<|im_end|>") == 151645
+
+
+@pytest.mark.slow
+def test_a_sharded_bf16_load_holds_about_one_copy_of_the_weights():
+    # scripts/load_memory.py: a random LLaDA-shaped bf16 checkpoint (~125M parameters, 5 shards),
+    # loaded in a fresh process; peak resident memory the load adds, every weight read once
+    real_fixture("llada")
+    spec = importlib.util.spec_from_file_location("load_memory", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    figures = script.run(d_model=768, n_layers=8, vocab=32000, shard_size="50MB")
+    assert figures["shards"] >= 4
+    assert figures["params"] > 100e6
+    assert figures["ratio"] <= 1.5, figures
