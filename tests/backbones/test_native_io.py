@@ -234,3 +234,18 @@ def test_a_sharded_bf16_load_holds_about_one_copy_of_the_weights():
     assert figures["shards"] >= 4
     assert figures["params"] > 100e6
     assert figures["ratio"] <= 1.5, figures
+
+
+def test_gradient_checkpointing_recomputes_each_block_with_the_same_gradients(compose_cfg):
+    grads, calls = {}, {}
+    for flag in (False, True):
+        backbone, _ = build(compose_cfg, "dream", f"backbone.gradient_checkpointing={flag}")
+        backbone.train()
+        calls[flag] = []
+        for block in backbone.model.blocks:
+            block.register_forward_pre_hook(lambda *_, c=calls[flag]: c.append(1))
+        backbone(tokens_of(backbone)).logits.square().mean().backward()
+        grads[flag] = {n: p.grad for n, p in backbone.named_parameters()}
+    assert len(calls[False]) == 2 and len(calls[True]) == 4  # each block run again in backward
+    for name, grad in grads[False].items():
+        torch.testing.assert_close(grads[True][name], grad, rtol=1e-5, atol=1e-7)
