@@ -7,9 +7,14 @@ attention mask (`positions_from_mask`), so left padding does not shift them.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from backplay_exp.backbones.kv_cache import LayerCache
 
 
 def positions_from_mask(keep: torch.Tensor) -> torch.Tensor:
@@ -93,17 +98,35 @@ class Block(nn.Module):
         self.down = nn.Linear(hidden, dim, bias=False)
 
     def forward(
-        self, h: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], keep: torch.Tensor
+        self,
+        h: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor],
+        keep: torch.Tensor,
+        cache: LayerCache | None = None,
     ) -> torch.Tensor:
-        """`h` (B, L, D); `keep` (B, L) bool marks real (non-padding) tokens."""
+        """One block over the positions this forward computes.
+
+        Args:
+            h: (B, n, D) at the computed positions: all L, or a cached span of them.
+            rope: Cos/sin tables of the computed positions.
+            keep: (B, L) bool, real (non-padding) tokens of the whole sequence.
+            cache: This block's view of a `KVCache` (records, or splices in the keys, values
+                and conv inputs of the positions not computed); None = no cache.
+        """
         b, n, d = h.shape
         q, k, v = self.qkv(self.attn_norm(h)).view(b, n, 3, self.n_heads, -1).unbind(2)
-        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, L, hd)
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, n, hd)
         q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
+        if cache is not None:
+            k, v = cache("k", k, dim=2), cache("v", v, dim=2)  # (B, H, L, hd)
         attn = F.scaled_dot_product_attention(q, k, v, attn_mask=keep[:, None, None, :])
         h = h + self.attn_out(attn.transpose(1, 2).reshape(b, n, d))
         if self.conv is not None:
-            x = self.conv_norm(h) * keep[..., None]  # padding must not leak into the conv
-            h = h + self.conv(x.transpose(1, 2)).transpose(1, 2)
+            span = slice(None) if cache is None else cache.positions(keep.shape[1])
+            x = self.conv_norm(h) * keep[:, span, None]  # padding must not leak into the conv
+            if cache is not None:
+                x = cache("conv", x, dim=1)  # (B, L, D): neighbours outside the span
+            mixed = self.conv(x.transpose(1, 2)).transpose(1, 2)
+            h = h + (mixed if cache is None else mixed[:, span])
         gate, up = self.gate_up(self.mlp_norm(h)).chunk(2, dim=-1)
         return h + self.down(F.silu(gate) * up)

@@ -8,14 +8,19 @@ never know which one they hold.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+if TYPE_CHECKING:
+    from backplay_exp.backbones.kv_cache import KVCache
 
 CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_DIR = "backbone.yaml", "model.safetensors", "tokenizer"
 
@@ -107,6 +112,60 @@ class Backbone(nn.Module):
         it (the blocks after the tap and the LM head are not run); head training calls it.
         """
         return self(tokens, attention_mask).hidden
+
+    def decode(
+        self,
+        tokens: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        outputs: tuple[int, int] | None = None,
+        cache: KVCache | None = None,
+    ) -> BackboneOutput:
+        """One decoding forward: logits only where a step can use them, optionally cached.
+
+        Args:
+            tokens: (B, L) long, the whole sequence.
+            attention_mask: (B, L) bool, True at real tokens.
+            outputs: Positions [lo, hi) that get logits (None = every computed position); the
+                LM head and everything after it run only there.
+            cache: A `KVCache` that records this forward, or that makes it compute only its
+                span (backbones with their own attention: tiny, SMDM, LLaDA, Dream).
+
+        Returns:
+            `logits` (B, hi - lo, V) and `hidden` (B, L, D) at every position (outside a cached
+            span: the recorded one).
+
+        Raises:
+            ValueError: if a cache is asked of a backbone that cannot use one.
+        """
+        if cache is not None:
+            raise ValueError(
+                f"{type(self).__name__} has no key/value cache: use sampler.cache=none "
+                "(caches need a backbone with native attention: tiny, smdm_1b, llada_8b, dream_7b)"
+            )
+        out = self(tokens, attention_mask)
+        lo, hi = outputs if outputs is not None else (0, tokens.shape[1])
+        return BackboneOutput(logits=out.logits[:, lo:hi], hidden=out.hidden)
+
+    @staticmethod
+    def decoded(
+        final: torch.Tensor,
+        hidden: torch.Tensor,
+        outputs: tuple[int, int] | None,
+        cache: KVCache | None,
+        lm_head: Callable[[torch.Tensor], torch.Tensor],
+    ) -> BackboneOutput:
+        """`decode`'s outputs from the last block's states and the tapped ones (both (B, n, D)).
+
+        `lm_head` maps final states to logits; it sees only the `outputs` window.
+        """
+        start = 0 if cache is None else cache.lo
+        lo, hi = outputs if outputs is not None else (start, start + final.shape[1])
+        if not start <= lo <= hi <= start + final.shape[1]:
+            raise ValueError(f"outputs [{lo}, {hi}) are outside the computed positions")
+        logits = lm_head(final[:, lo - start : hi - start])  # (B, hi - lo, V)
+        return BackboneOutput(
+            logits=logits, hidden=hidden if cache is None else cache.tapped(hidden)
+        )
 
     def save(self, out_dir: str | Path, config: DictConfig | dict) -> None:
         """Write `config` (the node that builds this backbone), weights and tokenizer."""

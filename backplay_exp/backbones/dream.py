@@ -63,6 +63,7 @@ class DreamBackbone(NativeBackbone):
     """
 
     family = "Dream"
+    logit_shift = 1
     family_tokenizer = "transformers.Qwen2Tokenizer"
     keymap = KeyMap(
         [
@@ -116,10 +117,6 @@ class DreamBackbone(NativeBackbone):
         return positions_from_mask(
             torch.ones_like(tokens, dtype=torch.bool) if keep is None else keep
         )
-
-    def align_logits(self, logits: torch.Tensor) -> torch.Tensor:
-        """Shift right by one: `aligned[:, i]` is about token i."""
-        return shift_to_positions(logits)
 
     def align_hidden(self, hidden: torch.Tensor) -> torch.Tensor:
         """Shift like the logits if `shift_hidden`."""

@@ -15,6 +15,7 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from backplay_exp.backbones.base import Backbone, BackboneOutput
+from backplay_exp.backbones.kv_cache import KVCache
 from backplay_exp.layers import Block, RMSNorm, positions_from_mask, rotary_tables
 
 
@@ -104,10 +105,30 @@ class TinyBackbone(Backbone):
         tap = self.tap_layer % (len(self.blocks) + 1)  # index into [embeddings, blocks...]
         return self._states(tokens, attention_mask, tap)[tap]
 
+    def decode(
+        self,
+        tokens: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        outputs: tuple[int, int] | None = None,
+        cache: KVCache | None = None,
+    ) -> BackboneOutput:
+        """One decoding forward (see `Backbone.decode`): windowed logits, optional cache."""
+        states = self._states(tokens, attention_mask, len(self.blocks), cache)
+        return self.decoded(
+            states[-1], states[self.tap_layer], outputs, cache, lambda h: self.lm_head(self.norm(h))
+        )
+
     def _states(
-        self, tokens: torch.Tensor, attention_mask: torch.Tensor | None, n_blocks: int
+        self,
+        tokens: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        n_blocks: int,
+        cache: KVCache | None = None,
     ) -> list[torch.Tensor]:
-        """[embeddings, block_1, ..., block_n_blocks] outputs, each (B, L, D)."""
+        """[embeddings, block_1, ..., block_n_blocks] outputs, each (B, n, D).
+
+        n = L, or the span of positions a `cache` asks for.
+        """
         assert tokens.ndim == 2, "tokens must be (B, L)"
         if tokens.shape[1] > self.max_len:
             raise ValueError(
@@ -118,15 +139,16 @@ class TinyBackbone(Backbone):
             if attention_mask is None
             else attention_mask.bool()
         )
-        positions = positions_from_mask(keep)  # (B, L): left padding ignored
-        h = self.embed(tokens)  # (B, L, D)
+        span = slice(None) if cache is None else cache.positions(tokens.shape[1])
+        positions = positions_from_mask(keep)[:, span]  # (B, n): left padding ignored
+        h = self.embed(tokens[:, span])  # (B, n, D)
         if self.pos_embed is not None:
             h = h + self.pos_embed(positions)
         rope = rotary_tables(
             positions, h.shape[-1] // self.blocks[0].n_heads, self.rope_base, self.rope_table_dtype
         )
         states = [h]
-        for block in self.blocks[:n_blocks]:
-            h = block(h, rope, keep)
+        for i, block in enumerate(self.blocks[:n_blocks]):
+            h = block(h, rope, keep, None if cache is None else cache.layer(i))
             states.append(h)
         return states

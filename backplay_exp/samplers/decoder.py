@@ -11,6 +11,12 @@ only on steps where a remask is due, on the hidden states of that step's forward
 Rows are batched and finish independently; prompts are left-padded and the padding is
 masked out of attention.
 
+Cost. Only positions from the look-back window's start through the current block can change
+in a step, so the LM head, the softmax and the candidate proposal run there alone (windowed
+outputs; with `full_canvas_noise` and a temperature, over the whole sequence as LLaDA's
+generate() draws its noise). `cache` (`samplers/cache.py`) also skips recomputing the keys and
+values of the positions left of the window (and, `dual`, right of the block).
+
 Token editing (`t2t_edit`, or `backplay` with an `edit_threshold`): each step, a visible response
 token of the current block whose prediction differs from it with probability above the threshold
 is replaced (an edit). A block then ends only after a step that changed nothing (the editor
@@ -25,8 +31,10 @@ from typing import Protocol
 import torch
 
 from backplay_exp.backbones.base import Backbone
+from backplay_exp.backbones.kv_cache import KVCache
+from backplay_exp.samplers.cache import DecodeCache
 from backplay_exp.samplers.policies import ConfidencePolicy, StepState
-from backplay_exp.samplers.schedules import FixedK, LladaSchedule, step_counts
+from backplay_exp.samplers.schedules import FixedK, Schedule
 from backplay_exp.samplers.select import propose_tokens, select_top
 
 
@@ -80,6 +88,23 @@ def edit_positions(
     return editable & (x_hat != x) & (confidence > threshold)
 
 
+def widen(
+    x_hat: torch.Tensor, confidence: torch.Tensor, x: torch.Tensor, window: tuple[int, int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Window proposals (b, W) onto the whole sequence (b, T).
+
+    Outside the window the proposal is the current token with confidence 0 (nothing there is
+    a candidate: positions left of the window are committed, right of the block are not yet
+    decoded).
+    """
+    lo, hi = window
+    full_hat = x.clone()
+    full_hat[:, lo:hi] = x_hat
+    full_conf = confidence.new_zeros(x.shape)
+    full_conf[:, lo:hi] = confidence
+    return full_hat, full_conf
+
+
 class Decoder:
     """Batched semi-autoregressive sampler.
 
@@ -88,11 +113,16 @@ class Decoder:
         gen_length: Response canvas length.
         block_length: Semi-autoregressive block length.
         tokens_per_step: k of the paper's `fixed_k` schedule (used when `schedule` is None).
-        schedule: Another schedule (`LladaSchedule`), replacing `tokens_per_step`.
+        schedule: Another schedule (`LladaSchedule`, `ThresholdSchedule`), replacing
+            `tokens_per_step`.
         temperature: Gumbel temperature of the candidate tokens (0 = argmax).
         early_stop: Stop a row after a block that contains EoS.
         cfg_scale: Classifier-free guidance weight w (0 disables it).
         max_steps_factor: Remasking stops once a block has taken this many times its plain steps.
+        cache: Key/value cache `none`, `prefix` or `dual` (`samplers/cache.py`).
+        full_canvas_noise: With temperature > 0, draw the Gumbel noise (and compute logits)
+            over the whole sequence, as LLaDA's generate() does, so that its random stream
+            and tokens are reproduced; False draws it only where a step can commit.
     """
 
     def __init__(
@@ -101,11 +131,13 @@ class Decoder:
         gen_length: int,
         block_length: int,
         tokens_per_step: int | None = 1,
-        schedule: LladaSchedule | None = None,
+        schedule: Schedule | None = None,
         temperature: float = 0.0,
         early_stop: bool = True,
         cfg_scale: float = 0.0,
         max_steps_factor: int = 4,
+        cache: str = "none",
+        full_canvas_noise: bool = False,
     ) -> None:
         if gen_length < 1 or block_length < 1:
             raise ValueError("gen_length and block_length must be >= 1")
@@ -121,17 +153,33 @@ class Decoder:
         self.gen_length, self.block_length = gen_length, block_length
         self.temperature, self.early_stop, self.cfg_scale = temperature, early_stop, cfg_scale
         self.max_steps_factor = max_steps_factor
+        DecodeCache(cache)  # validates the mode
+        if cache != "none" and cfg_scale > 0:
+            raise ValueError(
+                "classifier-free guidance runs a second, prompt-masked pass that the cache does "
+                "not hold: use sampler.cache=none with sampler.cfg_scale > 0"
+            )
+        self.cache, self.full_canvas_noise = cache, full_canvas_noise
 
     def _forward(
-        self, backbone: Backbone, x: torch.Tensor, attn: torch.Tensor, prompt: torch.Tensor
+        self,
+        backbone: Backbone,
+        x: torch.Tensor,
+        attn: torch.Tensor,
+        prompt: torch.Tensor,
+        window: tuple[int, int],
+        cache: KVCache | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits (b, T, V) (guided if cfg_scale > 0) and the tapped hidden states (b, T, D)."""
+        """Logits (b, W, V) at the `window` positions and the tapped hidden states (b, T, D).
+
+        Guided if cfg_scale > 0; `cache` records this forward or restricts it to a span.
+        """
         if self.cfg_scale > 0:
             uncond = torch.where(prompt, backbone.mask_id, x)  # prompt replaced by masks
-            out = backbone(torch.cat([x, uncond]), torch.cat([attn, attn]))
+            out = backbone.decode(torch.cat([x, uncond]), torch.cat([attn, attn]), window)
             cond, un = out.logits.chunk(2)
             return un + (self.cfg_scale + 1) * (cond - un), out.hidden[: len(x)]
-        out = backbone(x, attn)
+        out = backbone.decode(x, attn, window, cache)
         return out.logits, out.hidden
 
     @torch.no_grad()
@@ -177,7 +225,8 @@ class Decoder:
         num_blocks = -(-self.gen_length // bl)
         max_block_steps = self.max_steps_factor * self.schedule.plain_steps(bl, num_blocks)
         cost = 2 if self.cfg_scale > 0 else 1
-        policy = self.policy
+        policy, cache = self.policy, DecodeCache(self.cache)
+        full_window = self.full_canvas_noise and self.temperature > 0
 
         for block in range(num_blocks):
             lo, hi = p_len + block * bl, min(p_len + (block + 1) * bl, x.shape[1])
@@ -186,6 +235,8 @@ class Decoder:
             step_in_block = torch.zeros_like(nfe)
             checked = torch.zeros_like(done)
             settle = torch.zeros_like(done)  # editing: the last step changed the block
+            window = (0, x.shape[1]) if full_window else (win_lo, hi)  # what a step can change
+            cache.start_block()
             while True:
                 has_mask = (x[:, :hi] == mask_id).any(-1)  # (B,)
                 stopping = ~has_mask & ~done
@@ -201,12 +252,16 @@ class Decoder:
                 xr, sib = x[rows], step_in_block[rows]
                 due = policy.remask_due(step[rows], sib == 0) | judge[rows]
                 due &= sib < max_block_steps  # termination guarantee
-                logits, hidden = self._forward(backbone, xr, attn[rows], is_prompt[rows])
+                logits, hidden = self._forward(
+                    backbone, xr, attn[rows], is_prompt[rows], window, cache.step(rows, win_lo, hi)
+                )  # (b, W, V), (b, T, D)
                 p_err = None
                 if policy.uses_head and due.any():
                     assert head is not None
                     p_err = 1 - torch.sigmoid(head(hidden, attn[rows]).float())  # (b, T)
-                x_hat, conf = propose_tokens(logits, self.temperature, generator, mask_id)
+                x_hat, conf = widen(
+                    *propose_tokens(logits, self.temperature, generator, mask_id), xr, window
+                )  # (b, T) each; outside the window: the current token, confidence 0
                 masked = xr == mask_id  # (b, T)
                 state = StepState(
                     x=xr,
@@ -218,7 +273,7 @@ class Decoder:
                 )
                 remask = policy.remask(state, generator)  # (b, T) bool or None
                 cand = masked & (pos < hi)
-                counts = step_counts(plan[rows], sib, cand.sum(-1))
+                counts = self.schedule.counts(plan[rows], sib, cand, conf)
                 if policy.commit_threshold is not None:  # threshold decoding (LLaDA2)
                     above = cand & (conf > policy.commit_threshold)
                     counts = torch.maximum(counts, above.sum(-1))

@@ -3,8 +3,11 @@
 `FixedK`: the paper's tokens-per-step, `min(k, masks left)`.
 `LladaSchedule`: LLaDA's reference `generate()`: a fixed number of steps per block, the block's
 masks spread as `n // s` per step plus one on the first `n % s` steps (32 over 5 -> 7,7,6,6,6).
-A schedule plans a block as a (B, S) table of counts; `step_counts` reads it and follows the
-masks left, so a remasking policy only adds steps (timeline rollback).
+`ThresholdSchedule`: Fast-dLLM's threshold-parallel decoding: every candidate whose confidence
+exceeds a threshold, and at least `min_tokens` (the most confident) per step.
+A schedule plans a block as a (B, S) table of counts; `counts` reads it (and, for the threshold,
+the step's confidences) and follows the masks left, so a remasking policy only adds steps
+(timeline rollback).
 """
 
 from __future__ import annotations
@@ -12,7 +15,39 @@ from __future__ import annotations
 import torch
 
 
-class FixedK:
+class Schedule:
+    """How many masks each step of a block commits (subclasses plan the block)."""
+
+    def check(self, gen_length: int, block_length: int) -> None:
+        """Reject geometries this schedule cannot run."""
+
+    def plain_steps(self, block_length: int, num_blocks: int) -> int:
+        """Steps a block takes without remasking (at most): the termination cap's unit."""
+        raise NotImplementedError
+
+    def plan(self, block_masks: torch.Tensor, num_blocks: int) -> torch.Tensor:
+        """`block_masks` (B,) masks at the block's start -> (B, S) planned counts per step."""
+        raise NotImplementedError
+
+    def counts(
+        self,
+        plan: torch.Tensor,
+        step: torch.Tensor,
+        candidates: torch.Tensor,
+        confidence: torch.Tensor,
+    ) -> torch.Tensor:
+        """(B,) masks to commit this step.
+
+        Args:
+            plan: (B, S) this block's plan.
+            step: (B,) steps already taken in the block.
+            candidates: (B, T) bool, the masks that may be committed now.
+            confidence: (B, T) confidence of each position's proposed token.
+        """
+        return step_counts(plan, step, candidates.sum(-1))
+
+
+class FixedK(Schedule):
     """Commit `k` tokens per step (fewer when fewer masks are left).
 
     Args:
@@ -41,7 +76,7 @@ class FixedK:
         return torch.full_like(block_masks, self.k)[:, None]
 
 
-class LladaSchedule:
+class LladaSchedule(Schedule):
     """LLaDA's per-block transfer schedule with `steps` steps over the whole generation.
 
     Args:
@@ -74,6 +109,49 @@ class LladaSchedule:
         s = self.steps // num_blocks
         base, extra = block_masks // s, block_masks % s  # (B,)
         return base[:, None] + (torch.arange(s, device=block_masks.device) < extra[:, None])
+
+
+class ThresholdSchedule(Schedule):
+    """Threshold-parallel commits (Fast-dLLM): every mask above `threshold`, >= `min_tokens`.
+
+    Composes with every remask policy (`confidence`, `backplay`, ...): a policy still ranks the
+    candidates, this schedule only says how many a step takes.
+
+    Args:
+        threshold: Confidence a proposed token must exceed to be committed (Fast-dLLM: 0.9).
+        min_tokens: Committed per step even when none is above the threshold (the most
+            confident ones first).
+    """
+
+    def __init__(self, threshold: float, min_tokens: int = 1) -> None:
+        if not 0 < threshold < 1 or min_tokens < 1:
+            raise ValueError(
+                f"sampler.schedule: need 0 < threshold < 1 and min_tokens >= 1, got "
+                f"{threshold}, {min_tokens}"
+            )
+        self.threshold, self.min_tokens = threshold, min_tokens
+
+    def check(self, gen_length: int, block_length: int) -> None:
+        """Any geometry runs (`min_tokens` above the block length commits the whole block)."""
+
+    def plain_steps(self, block_length: int, num_blocks: int) -> int:
+        """The most steps a block takes: `min_tokens` per step."""
+        return -(-block_length // self.min_tokens)
+
+    def plan(self, block_masks: torch.Tensor, num_blocks: int) -> torch.Tensor:
+        """(B, 1) of `min_tokens` (the floor; the threshold decides the rest at each step)."""
+        return torch.full_like(block_masks, self.min_tokens)[:, None]
+
+    def counts(
+        self,
+        plan: torch.Tensor,
+        step: torch.Tensor,
+        candidates: torch.Tensor,
+        confidence: torch.Tensor,
+    ) -> torch.Tensor:
+        """(B,) candidates above the threshold, at least `min_tokens`, at most all of them."""
+        above = (candidates & (confidence > self.threshold)).sum(-1)  # (B,)
+        return torch.minimum(above.clamp(min=self.min_tokens), candidates.sum(-1))
 
 
 def step_counts(plan: torch.Tensor, step: torch.Tensor, masks_left: torch.Tensor) -> torch.Tensor:

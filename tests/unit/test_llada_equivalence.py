@@ -62,6 +62,7 @@ def test_matches_reference(backbone, temperature, policy, cfg_scale, steps, bloc
         temperature=temperature,
         early_stop=False,
         cfg_scale=cfg_scale,
+        full_canvas_noise=True,  # what sampler=llada sets
     )
     torch.manual_seed(123)
     out = decoder.generate(backbone, prompt)
@@ -69,3 +70,8 @@ def test_matches_reference(backbone, temperature, policy, cfg_scale, steps, bloc
     # steps that would commit nothing (more steps than masks) are skipped, not run empty
     per_block = min(steps // (12 // block), block)
     assert out.nfe.item() == per_block * (12 // block) * (2 if cfg_scale > 0 else 1)
+
+
+def test_sampler_llada_draws_its_noise_over_the_whole_canvas(compose_cfg):
+    sampler = compose_cfg("sampler=llada").sampler
+    assert sampler.full_canvas_noise is True and sampler.cache == "none"

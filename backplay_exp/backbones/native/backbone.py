@@ -30,6 +30,7 @@ from backplay_exp.backbones.base import (
     use_eos_token,
 )
 from backplay_exp.backbones.hf import HF_DIR, resolve_dtype
+from backplay_exp.backbones.kv_cache import KVCache
 from backplay_exp.backbones.lora import has_lora
 from backplay_exp.backbones.native.checkpoint import (
     KeyMap,
@@ -80,6 +81,8 @@ class NativeBackbone(Backbone):
     """
 
     keymap: ClassVar[KeyMap]
+    # raw logits at position i are about token i + logit_shift (Dream: 1, LLaDA: 0)
+    logit_shift: ClassVar[int] = 0
     family_tokenizer: ClassVar[str] = "transformers.PreTrainedTokenizerFast"
     family: ClassVar[str] = "native"
 
@@ -148,10 +151,6 @@ class NativeBackbone(Backbone):
         """Rotary positions (B, L): 0..L-1 by default (what an unpadded call uses)."""
         return torch.arange(tokens.shape[1], device=tokens.device).expand_as(tokens)
 
-    def align_logits(self, logits: torch.Tensor) -> torch.Tensor:
-        """Map raw logits to positions (`logits[:, i]` about token i): identity by default."""
-        return logits
-
     def align_hidden(self, hidden: torch.Tensor) -> torch.Tensor:
         """Map the raw tapped hidden state to positions: identity by default."""
         return hidden
@@ -159,24 +158,56 @@ class NativeBackbone(Backbone):
     # --- the Backbone interface ----------------------------------------------------------
 
     def _states(
-        self, tokens: torch.Tensor, attention_mask: torch.Tensor | None, n_blocks: int
+        self,
+        tokens: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        n_blocks: int,
+        cache: KVCache | None = None,
     ) -> list[torch.Tensor]:
         assert tokens.ndim == 2, "tokens must be (B, L)"
         keep = None
         if attention_mask is not None and not bool(attention_mask.all()):
             keep = attention_mask.bool()
-        return self.model.states(tokens, self.positions(tokens, keep), keep, n_blocks)
+        return self.model.states(tokens, self.positions(tokens, keep), keep, n_blocks, cache)
+
+    def decode(
+        self,
+        tokens: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        outputs: tuple[int, int] | None = None,
+        cache: KVCache | None = None,
+    ) -> BackboneOutput:
+        """One decoding forward (see `Backbone.decode`): windowed logits, optional cache.
+
+        With `logit_shift` (Dream: the raw output at i - 1 is about token i) the LM head runs on
+        the window moved left, and a cached span is widened by as much to include it.
+        """
+        length, shift = tokens.shape[1], self.logit_shift
+        span = slice(0, length) if cache is None else cache.positions(length)
+        lo, hi = outputs if outputs is not None else (span.start, span.stop)
+        raw_lo, raw_hi = max(lo - shift, 0), hi - shift  # raw outputs about [lo, hi)
+        if cache is not None and not cache.recording and raw_lo < cache.lo:
+            cache.span(raw_lo, cache.hi, cache.rows)
+        states = self._states(tokens, attention_mask, self.n_layers, cache)
+        tap = self.tap_layer % (self.n_layers + 1)
+        hidden = self.model.norm(states[tap]) if tap == self.n_layers else states[tap]
+        out = self.decoded(
+            states[-1],
+            hidden,
+            (raw_lo, raw_hi),
+            cache,
+            lambda h: self.model.lm_head(self.model.norm(h)),
+        )
+        logits = out.logits  # (B, raw_hi - raw_lo, V)
+        if lo - shift < 0:  # position 0 has no output about it: it reads raw[0] (dream.py)
+            logits = torch.cat([logits[:, :1], logits], dim=1)
+        return BackboneOutput(logits=logits, hidden=self.align_hidden(out.hidden))
 
     def forward(
         self, tokens: torch.Tensor, attention_mask: torch.Tensor | None = None
     ) -> BackboneOutput:
         """Logits (B, L, V) and the tapped hidden state (B, L, D) of `tokens` (B, L)."""
-        states = self._states(tokens, attention_mask, self.n_layers)
-        states[-1] = self.model.norm(states[-1])  # the published list ends normed
-        logits = self.model.lm_head(states[-1])
-        return BackboneOutput(
-            logits=self.align_logits(logits), hidden=self.align_hidden(states[self.tap_layer])
-        )
+        return self.decode(tokens, attention_mask)
 
     def hidden_states(
         self, tokens: torch.Tensor, attention_mask: torch.Tensor | None = None

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from backplay_exp.backbones.kv_cache import KVCache, LayerCache
 from backplay_exp.layers import RMSNorm
 
 
@@ -121,11 +122,16 @@ class DecoderBlock(nn.Module):
         x: torch.Tensor,
         rope: tuple[torch.Tensor, torch.Tensor],
         key_mask: torch.Tensor | None,
+        cache: LayerCache | None = None,
     ) -> torch.Tensor:
-        """Attention of the normed input `x` (B, L, D); `key_mask` (B, 1, 1, L) bool or None."""
+        """Attention of the normed input `x` (B, n, D) over all L keys.
+
+        `key_mask` (B, 1, 1, L) bool or None; `cache` splices in the keys and values of the
+        positions this forward does not compute (n < L), or records them.
+        """
         b, n, _ = x.shape
-        q = self.q_proj(x).view(b, n, self.n_heads, -1).transpose(1, 2)  # (B, H, L, hd)
-        k = self.k_proj(x).view(b, n, self.n_kv_heads, -1).transpose(1, 2)  # (B, Hkv, L, hd)
+        q = self.q_proj(x).view(b, n, self.n_heads, -1).transpose(1, 2)  # (B, H, n, hd)
+        k = self.k_proj(x).view(b, n, self.n_kv_heads, -1).transpose(1, 2)  # (B, Hkv, n, hd)
         v = self.v_proj(x).view(b, n, self.n_kv_heads, -1).transpose(1, 2)
         cos, sin = rope
         if self.rope_fp32:
@@ -133,9 +139,11 @@ class DecoderBlock(nn.Module):
         else:
             cos, sin = cos.to(q.dtype), sin.to(q.dtype)
             q, k = rotate(q, cos, sin), rotate(k, cos, sin)
+        if cache is not None:
+            k, v = cache("k", k, dim=2), cache("v", v, dim=2)  # (B, Hkv, L, hd)
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=key_mask, enable_gqa=self.n_kv_heads != self.n_heads
-        )  # (B, H, L, hd)
+        )  # (B, H, n, hd)
         return self.o_proj(out.transpose(1, 2).reshape(b, n, -1))
 
     def forward(
@@ -143,9 +151,10 @@ class DecoderBlock(nn.Module):
         h: torch.Tensor,
         rope: tuple[torch.Tensor, torch.Tensor],
         key_mask: torch.Tensor | None,
+        cache: LayerCache | None = None,
     ) -> torch.Tensor:
-        """`h` (B, L, D) -> (B, L, D)."""
-        h = h + self.attend(self.attn_norm(h), rope, key_mask)
+        """`h` (B, n, D) -> (B, n, D) at the computed positions (see `attend`)."""
+        h = h + self.attend(self.attn_norm(h), rope, key_mask, cache)
         m = self.mlp_norm(h)
         return h + self.down_proj(F.silu(self.gate_proj(m)) * self.up_proj(m))
 
@@ -188,23 +197,28 @@ class DLMTransformer(nn.Module):
         positions: torch.Tensor,
         keep: torch.Tensor | None,
         n_blocks: int,
+        cache: KVCache | None = None,
     ) -> list[torch.Tensor]:
-        """`[embeddings, block_1, ..., block_n_blocks]`, each (B, L, D).
+        """`[embeddings, block_1, ..., block_n_blocks]`, each (B, n, D).
 
         Args:
             tokens: (B, L) ids.
             positions: (B, L) rotary positions.
             keep: (B, L) bool, False at padding keys (never attended to); None = no padding.
             n_blocks: How many blocks to run (later blocks are skipped).
+            cache: Records every block's keys and values, or restricts the forward to its
+                span of n positions (`KVCache`); None = all L positions, nothing kept.
         """
-        h = self.embed(tokens)  # (B, L, D)
-        rope = rope_tables(positions, self.cfg.head_dim, self.cfg.rope_theta)
+        span = slice(None) if cache is None else cache.positions(tokens.shape[1])
+        h = self.embed(tokens[:, span])  # (B, n, D)
+        rope = rope_tables(positions[:, span], self.cfg.head_dim, self.cfg.rope_theta)
         key_mask = None if keep is None else keep[:, None, None, :]  # (B, 1, 1, L)
         states = [h]
-        for block in self.blocks[:n_blocks]:
+        for i, block in enumerate(self.blocks[:n_blocks]):
+            layer = None if cache is None else cache.layer(i)
             if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
-                h = checkpoint(block, h, rope, key_mask, use_reentrant=False)
+                h = checkpoint(block, h, rope, key_mask, layer, use_reentrant=False)
             else:
-                h = block(h, rope, key_mask)
+                h = block(h, rope, key_mask, layer)
             states.append(h)
         return states

@@ -1,0 +1,138 @@
+"""`Backbone.decode`: windowed logits, and the key/value cache on every native backbone.
+
+A recording forward followed by a span forward over the same tokens must give the full
+forward's outputs (the cache is exact when nothing changed); once a token changes, a span
+forward is an approximation until the next recording.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from backplay_exp.backbones.kv_cache import KVCache, splice
+from tests.backbones.conftest import native_overrides
+from tests.fakes import small_tiny
+
+KINDS = ["tiny", "tiny_noconv", "llada", "dream"]
+
+
+@pytest.fixture
+def make(compose_cfg):
+    def _make(kind: str):
+        if kind.startswith("tiny"):
+            return small_tiny(0, n_layers=3, conv_kernel=0 if kind == "tiny_noconv" else 5)
+        cfg = compose_cfg(*native_overrides(kind), tiny=False)
+        return instantiate(cfg.backbone).eval()
+
+    return _make
+
+
+def batch(backbone, length=20, rows=3):
+    gen = torch.Generator().manual_seed(0)
+    tokens = torch.randint(6, min(60, len(backbone.tokenizer)), (rows, length), generator=gen)
+    keep = torch.ones_like(tokens, dtype=torch.bool)
+    keep[1, :3] = False  # a left-padded row
+    return tokens, keep
+
+
+def test_splice_by_hand():
+    recorded = torch.arange(6.0).view(1, 6)
+    assert splice(recorded, torch.tensor([[10.0, 11.0]]), 2, 4, dim=1).tolist() == [
+        [0.0, 1.0, 10.0, 11.0, 4.0, 5.0]
+    ]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_windowed_logits_are_the_full_forwards(make, kind):
+    backbone = make(kind)
+    tokens, keep = batch(backbone)
+    with torch.no_grad():
+        full = backbone(tokens, keep)
+        for window in [(0, 20), (7, 15), (1, 2), (12, 20)]:
+            out = backbone.decode(tokens, keep, window)
+            assert out.logits.shape[1] == window[1] - window[0]
+            torch.testing.assert_close(
+                out.logits, full.logits[:, window[0] : window[1]], atol=1e-5, rtol=1e-5
+            )
+            torch.testing.assert_close(out.hidden, full.hidden, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_span_over_unchanged_tokens_is_exact(make, kind):
+    backbone = make(kind)
+    tokens, keep = batch(backbone)
+    cache = KVCache()
+    with torch.no_grad():
+        full = backbone(tokens, keep)
+        recorded = backbone.decode(tokens, keep, (8, 16), cache.record())
+        torch.testing.assert_close(recorded.logits, full.logits[:, 8:16], atol=1e-5, rtol=1e-5)
+        for lo, hi in [(8, None), (8, 16), (10, 12)]:  # prefix-style, dual-style, a narrow span
+            out = backbone.decode(tokens, keep, (lo, hi or 20), cache.span(lo, hi))
+            torch.testing.assert_close(
+                out.logits, full.logits[:, lo : hi or 20], atol=1e-5, rtol=1e-5
+            )
+            torch.testing.assert_close(out.hidden, full.hidden, atol=1e-5, rtol=1e-5)
+        # a subset of the recorded rows
+        rows = torch.tensor([0, 2])
+        out = backbone.decode(tokens[rows], keep[rows], (8, 20), cache.span(8, None, rows))
+        torch.testing.assert_close(out.logits, full.logits[rows, 8:20], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_changed_token_makes_the_span_approximate_until_the_next_record(make, kind):
+    backbone = make(kind)
+    tokens, keep = batch(backbone)
+    cache = KVCache()
+    changed = tokens.clone()
+    changed[:, 12] = tokens[:, 12] + 1  # inside the span: its own keys are fresh
+    with torch.no_grad():
+        backbone.decode(tokens, keep, (8, 20), cache.record())
+        stale = backbone.decode(changed, keep, (8, 20), cache.span(8, None)).logits
+        exact = backbone(changed, keep).logits[:, 8:20]
+        # the recorded keys of positions 0..7 saw the old token 12 (bidirectional attention)
+        assert (stale - exact).abs().max() > 1e-4
+        backbone.decode(changed, keep, (8, 20), cache.record())
+        fresh = backbone.decode(changed, keep, (8, 20), cache.span(8, None)).logits
+    torch.testing.assert_close(fresh, exact, atol=1e-5, rtol=1e-5)
+
+
+def test_a_span_computes_only_its_positions(make):
+    backbone = make("llada")
+    tokens, keep = batch(backbone)
+    seen = []
+    backbone.model.blocks[0].q_proj.register_forward_hook(lambda m, i, o: seen.append(i[0].shape))
+    lm_rows = []
+    backbone.model.lm_head.register_forward_hook(lambda m, i, o: lm_rows.append(i[0].shape[1]))
+    cache = KVCache()
+    with torch.no_grad():
+        backbone.decode(tokens, keep, (8, 16), cache.record())
+        backbone.decode(tokens, keep, (8, 16), cache.span(8, 16))
+    assert [s[1] for s in seen] == [20, 8]  # queries: the whole sequence, then the span
+    assert lm_rows == [8, 8]  # the LM head only ever sees the window
+
+
+def test_dream_widens_a_span_by_the_position_its_logits_read(make):
+    backbone = make("dream")
+    tokens, keep = batch(backbone)
+    cache = KVCache()
+    with torch.no_grad():
+        full = backbone(tokens, keep).logits
+        backbone.decode(tokens, keep, (8, 16), cache.record())
+        out = backbone.decode(tokens, keep, (8, 16), cache.span(8, 16))
+    assert cache.lo == 7  # aligned logits at 8 are the raw output at 7
+    torch.testing.assert_close(out.logits, full[:, 8:16], atol=1e-5, rtol=1e-5)
+
+
+def test_backbones_without_native_attention_refuse_a_cache(compose_cfg, model_dirs):
+    from tests.backbones.conftest import backbone_overrides
+
+    cfg = compose_cfg(*backbone_overrides("bert", model_dirs["bert"]), tiny=False)
+    backbone = instantiate(cfg.backbone).eval()
+    tokens = torch.randint(3, 40, (1, 6))
+    torch.testing.assert_close(
+        backbone.decode(tokens, None, (2, 5)).logits, backbone(tokens).logits[:, 2:5]
+    )
+    with pytest.raises(ValueError, match=r"sampler\.cache=none"):
+        backbone.decode(tokens, None, (2, 5), KVCache().record())
