@@ -36,6 +36,9 @@ CSV_FIELDS = (
     "backbone",
     "remask",
     "artifact",
+    "schedule",
+    "commit_threshold",
+    "cache",
     "status",
     "job_dir",
 )
@@ -64,7 +67,13 @@ def method_label(result: dict[str, Any]) -> str:
     """
     model = result.get("model") or ("head" if result.get("artifact") else "sft")
     trained = "SFT" if model == "sft" else f"{model}({result.get('artifact')})"
-    return f"{trained} + {result.get('remask', '?')}"
+    label = f"{trained} + {result.get('remask', '?')}"
+    decoding = []  # how the sampler committed and cached, when not the paper's plain loop
+    if result.get("commit_threshold") is not None:
+        decoding.append(f"threshold {result['commit_threshold']}")
+    if result.get("cache", "none") != "none":
+        decoding.append(f"{result['cache']} cache")
+    return f"{label} ({', '.join(decoding)})" if decoding else label
 
 
 def _cell(result: dict[str, Any] | None) -> str:

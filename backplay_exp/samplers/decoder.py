@@ -26,7 +26,7 @@ has settled) or at its step cap, so an editor that always disagrees still termin
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -149,7 +149,7 @@ class Decoder:
             schedule = FixedK(tokens_per_step)
         schedule.check(gen_length, block_length)
         self.policy, self.schedule = policy, schedule
-        self.tokens_per_step = schedule.k if isinstance(schedule, FixedK) else None
+        self.tokens_per_step = schedule.tokens_per_step
         self.gen_length, self.block_length = gen_length, block_length
         self.temperature, self.early_stop, self.cfg_scale = temperature, early_stop, cfg_scale
         self.max_steps_factor = max_steps_factor
@@ -160,6 +160,14 @@ class Decoder:
                 "not hold: use sampler.cache=none with sampler.cfg_scale > 0"
             )
         self.cache, self.full_canvas_noise = cache, full_canvas_noise
+
+    def describe(self) -> dict[str, Any]:
+        """How this decoder commits and caches (written to results.json)."""
+        return {
+            "schedule": self.schedule.name,
+            "commit_threshold": getattr(self.schedule, "threshold", None),
+            "cache": self.cache,
+        }
 
     def _forward(
         self,

@@ -18,6 +18,10 @@ import torch
 class Schedule:
     """How many masks each step of a block commits (subclasses plan the block)."""
 
+    name = "schedule"
+    # the paper's k where the schedule has one (reported as results.json's tokens_per_step)
+    tokens_per_step: int | None = None
+
     def check(self, gen_length: int, block_length: int) -> None:
         """Reject geometries this schedule cannot run."""
 
@@ -54,10 +58,12 @@ class FixedK(Schedule):
         k: Tokens per step.
     """
 
+    name = "fixed_k"
+
     def __init__(self, k: int) -> None:
         if k < 1:
             raise ValueError(f"tokens_per_step must be >= 1, got {k}")
-        self.k = k
+        self.k = self.tokens_per_step = k
 
     def check(self, gen_length: int, block_length: int) -> None:
         """Reject geometries this schedule cannot run."""
@@ -82,6 +88,8 @@ class LladaSchedule(Schedule):
     Args:
         steps: Total denoising steps; must be a multiple of the number of blocks.
     """
+
+    name = "llada"
 
     def __init__(self, steps: int) -> None:
         if steps < 1:
@@ -115,13 +123,16 @@ class ThresholdSchedule(Schedule):
     """Threshold-parallel commits (Fast-dLLM): every mask above `threshold`, >= `min_tokens`.
 
     Composes with every remask policy (`confidence`, `backplay`, ...): a policy still ranks the
-    candidates, this schedule only says how many a step takes.
+    candidates, this schedule only says how many a step takes. `min_tokens` plays the paper's
+    k (Fast-dLLM: 1), so a tokens-per-step sweep sweeps it too.
 
     Args:
         threshold: Confidence a proposed token must exceed to be committed (Fast-dLLM: 0.9).
         min_tokens: Committed per step even when none is above the threshold (the most
             confident ones first).
     """
+
+    name = "threshold"
 
     def __init__(self, threshold: float, min_tokens: int = 1) -> None:
         if not 0 < threshold < 1 or min_tokens < 1:
@@ -130,6 +141,7 @@ class ThresholdSchedule(Schedule):
                 f"{threshold}, {min_tokens}"
             )
         self.threshold, self.min_tokens = threshold, min_tokens
+        self.tokens_per_step = min_tokens
 
     def check(self, gen_length: int, block_length: int) -> None:
         """Any geometry runs (`min_tokens` above the block length commits the whole block)."""

@@ -231,6 +231,7 @@ def run(
             **model_info,
             "remask": policy.name,
             "tokens_per_step": decoder.tokens_per_step,
+            **decoder.describe(),
             **metrics,
         },
     )
