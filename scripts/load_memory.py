@@ -15,46 +15,27 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURE = ROOT.parent / "shared" / "fixtures" / "real_backbones" / "llada"
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import random_llada
+
+from backplay_exp.backbones.llada import LLaDABackbone
 
 
 def make_checkpoint(
     out: Path, d_model: int, n_layers: int, vocab: int, shard_size: str, seed: int = 0
 ) -> int:
     """Write a random bf16 LLaDA-shaped checkpoint into `out`; return its weights' bytes."""
-    import torch
-
-    from backplay_exp.backbones.llada import LLaDABackbone
     from backplay_exp.backbones.native.checkpoint import save_published
-    from backplay_exp.backbones.native.model import DLMTransformer
 
-    config = json.loads((FIXTURE / "config.json").read_text())
-    config |= {
-        "d_model": d_model,
-        "n_layers": n_layers,
-        "n_heads": d_model // 64,
-        "n_kv_heads": d_model // 64,
-        "mlp_hidden_size": 4 * d_model,
-        "vocab_size": vocab,
-        "embedding_size": vocab,
-    }
-    torch.manual_seed(seed)
-    with torch.device("meta"):
-        model = DLMTransformer(LLaDABackbone.transformer_config(config))
-    model.to(torch.bfloat16).to_empty(device="cpu")
-    model.reset_parameters()
+    config = random_llada.write_config(out, d_model, n_layers, vocab, mlp_ratio=4.0)
+    model = random_llada.build(out, dtype="bfloat16", seed=seed).model
     state = {LLaDABackbone.keymap.to_published(k): v for k, v in model.state_dict().items()}
     save_published(state, config, out, source=None, max_shard_size=shard_size)
-    for name in TOKENIZER_FILES:
-        shutil.copyfile(FIXTURE / name, out / name)
     return sum(v.numel() * v.element_size() for v in state.values())
 
 
@@ -69,8 +50,6 @@ def status_kb(field: str) -> int:
 def measure(path: Path) -> dict[str, float]:
     """Load `path` in this process; the resident memory the load added (bytes)."""
     import torch  # noqa: F401  (imports first: their memory is not the load's)
-
-    from backplay_exp.backbones.llada import LLaDABackbone
 
     with contextlib.suppress(OSError):  # reset the peak to the current RSS (Linux >= 4.0)
         Path("/proc/self/clear_refs").write_text("5")

@@ -83,13 +83,13 @@ def decode_step_times(cfg, trained: bool, repeats: int) -> dict[str, float]:
     backbone.eval(), head.eval()
     ids, mask = encode_prompts(backbone.tokenizer, [p.prompt for p in problems])
     calls = {"n": 0}
-    forward = backbone.forward
+    decode = backbone.decode  # every decoding forward goes through it
 
-    def counting_forward(*args, **kwargs):
+    def counting_decode(*args, **kwargs):
         calls["n"] += 1
-        return forward(*args, **kwargs)
+        return decode(*args, **kwargs)
 
-    backbone.forward = counting_forward
+    backbone.decode = counting_decode
     out = {}
     for name in ("confidence", "backplay"):
         remask = OmegaConf.load(CONF / "remask" / f"{name}.yaml")

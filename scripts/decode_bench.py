@@ -1,0 +1,189 @@
+"""Decoding cost side by side: {no cache, prefix, dual} x {confidence, backplay}, and step memory.
+
+    python scripts/decode_bench.py                  # width 512, 8 blocks, vocab 32k; prompt 512,
+                                                    # generation 256, block 32, k 2, batch 2
+    python scripts/decode_bench.py --step-memory    # one step at LLaDA's vocabulary (126,464):
+                                                    # windowed outputs vs the full-canvas path
+
+A random model of LLaDA's architecture (`scripts/random_llada.py`), random prompts, and a
+correction head in the paper's proportion to the backbone (`--head-width`); costs do not
+depend on the weights. Each configuration runs in a fresh process, so that its peak resident
+memory (VmHWM above the resident set before decoding) is its own. `backplay` is the paper's
+preset (`conf/remask/backplay.yaml`); with a random head it remasks at random, which is fine
+for cost. The head's share is the wall time inside the head over the whole decode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import random_llada
+
+CONF = random_llada.ROOT / "conf"
+CACHES = ("none", "prefix", "dual")
+POLICIES = ("confidence", "backplay")
+
+
+def status_kb(field: str) -> int:
+    """A `/proc/self/status` field in kB (VmRSS, VmHWM)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def reset_peak() -> int:
+    """Reset VmHWM to the current resident set (Linux >= 4.0); return that, in bytes."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+    return status_kb("VmRSS") * 1024
+
+
+def timed(fn, clock: dict[str, float]):
+    """`fn` that adds its wall time to `clock['s']` and counts calls in `clock['n']`."""
+
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        out = fn(*args, **kwargs)
+        clock["s"] += time.perf_counter() - start
+        clock["n"] += 1
+        return out
+
+    return wrapper
+
+
+def decode_run(args: argparse.Namespace, cache: str, policy_name: str) -> dict[str, float]:
+    """One configuration in this process: tokens/s, forwards, head share, peak memory."""
+    from hydra.utils import instantiate
+
+    from backplay_exp.heads.transformer import CorrectionHead
+    from backplay_exp.samplers.decoder import Decoder
+
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        random_llada.write_config(Path(tmp), args.d_model, args.n_layers, args.vocab)
+        backbone = random_llada.build(Path(tmp))
+    head = CorrectionHead(
+        d_in=backbone.hidden_size, d_head=args.head_width, n_layers=2, n_heads=4,
+        mlp_ratio=2.0, conv_kernel=11, rope_base=10000.0,
+    ).eval()  # fmt: skip
+    policy = instantiate(OmegaConf.load(CONF / "remask" / f"{policy_name}.yaml"))
+    decoder = Decoder(
+        policy, args.gen, args.block, tokens_per_step=args.k, early_stop=False, cache=cache
+    )
+    gen = torch.Generator().manual_seed(0)
+    prompt = torch.randint(6, 500, (args.batch, args.prompt), generator=gen)
+    warmup = Decoder(policy, args.block, args.block, tokens_per_step=args.k, cache=cache)
+    warmup.generate(backbone, prompt, head=head, generator=gen)  # first-call costs, untimed
+    forward, in_head = {"s": 0.0, "n": 0}, {"s": 0.0, "n": 0}
+    backbone.decode = timed(backbone.decode, forward)
+    head.forward = timed(head.forward, in_head)
+    before = reset_peak()
+    start = time.perf_counter()
+    out = decoder.generate(backbone, prompt, head=head, generator=gen)
+    wall = time.perf_counter() - start
+    peak = status_kb("VmHWM") * 1024
+    return {
+        "tokens_per_s": args.batch * args.gen / wall,
+        "wall_s": wall,
+        "forwards": forward["n"],
+        "nfe_mean": out.nfe.float().mean().item(),
+        "s_per_step": wall / forward["n"],
+        "head_share": in_head["s"] / wall,
+        "peak_mib": (peak - before) / 2**20,
+        "remasks_mean": out.remasks.float().mean().item(),
+    }
+
+
+def step_memory_run(args: argparse.Namespace, windowed: bool) -> dict[str, float]:
+    """Peak memory of one decoding step (forward + proposal) at LLaDA's vocabulary size."""
+    from backplay_exp.samplers.select import propose_tokens
+
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        random_llada.write_config(Path(tmp), 64, 2, 126_464)
+        backbone = random_llada.build(Path(tmp))
+    total = args.prompt + args.gen
+    x = torch.randint(6, 500, (args.batch, total), generator=torch.Generator().manual_seed(0))
+    lo = args.prompt + args.gen // 2  # a block in the middle of the response
+    window = (lo, lo + args.block) if windowed else (0, total)
+    before = reset_peak()
+    with torch.no_grad():
+        logits = backbone.decode(x, None, window).logits
+        propose_tokens(logits, 0.0, None, backbone.mask_id)
+    return {"peak_mib": (status_kb("VmHWM") * 1024 - before) / 2**20, "positions": window}
+
+
+def in_subprocess(args: argparse.Namespace, *extra: str) -> dict:
+    """Run this script with `extra` in a fresh process; its JSON answer."""
+    argv = [sys.executable, __file__, *sys.argv[1:], *extra]
+    out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main() -> None:
+    """Command line: run every configuration in its own process, print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--d-model", type=int, default=512)
+    parser.add_argument("--n-layers", type=int, default=8)
+    parser.add_argument("--vocab", type=int, default=32_000)
+    parser.add_argument("--prompt", type=int, default=512)
+    parser.add_argument("--gen", type=int, default=256)
+    parser.add_argument("--block", type=int, default=32)
+    parser.add_argument("--k", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--head-width", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--step-memory", action="store_true")
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--run", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--window", choices=("yes", "no"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.run:
+        print(json.dumps(decode_run(args, *args.run)))
+        return
+    if args.window:
+        print(json.dumps(step_memory_run(args, args.window == "yes")))
+        return
+    record: dict = {"args": {k: v for k, v in vars(args).items() if k != "out"}}
+    lines = []
+    if args.step_memory:
+        full, win = (in_subprocess(args, "--window", w) for w in ("no", "yes"))
+        record |= {"full_canvas": full, "windowed": win}
+        lines.append(
+            f"one step at vocabulary 126,464, batch {args.batch}, {args.prompt + args.gen} "
+            f"positions: full-canvas {full['peak_mib']:.0f} MiB, windowed ({args.block} "
+            f"positions) {win['peak_mib']:.0f} MiB = {win['peak_mib'] / full['peak_mib']:.3f}x"
+        )
+    else:
+        lines += [
+            "| policy | cache | tokens/s | s / step | forwards | head share | peak MiB |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for policy in POLICIES:
+            for cache in CACHES:
+                r = in_subprocess(args, "--run", cache, policy)
+                record[f"{policy}/{cache}"] = r
+                lines.append(
+                    f"| {policy} | {cache} | {r['tokens_per_s']:.2f} | {r['s_per_step']:.3f} | "
+                    f"{r['forwards']} | {100 * r['head_share']:.1f}% | {r['peak_mib']:.0f} |"
+                )
+                print(lines[-1], flush=True)
+    print("\n".join(lines))
+    if args.out:
+        args.out.write_text(json.dumps(record, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
