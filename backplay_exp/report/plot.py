@@ -1,4 +1,4 @@
-"""The Pareto picture of a sweep: accuracy against mean NFE, one line per method, points = k."""
+"""The Pareto picture of a sweep: accuracy vs mean NFE and vs wall time; lines = methods."""
 
 from __future__ import annotations
 
@@ -16,39 +16,44 @@ from backplay_exp.report.table import eval_results, method_label
 
 
 def pareto_plot(results: Sequence[dict[str, Any]], path: str | Path) -> Path:
-    """Draw accuracy (%) vs mean NFE for every method of a sweep and save it to `path`.
+    """Draw accuracy (%) against mean NFE and against wall time, one line per method.
 
-    Failed jobs are left out; each point is annotated with its tokens per step.
+    Failed jobs are left out; each point is annotated with its tokens per step. The right
+    panel is decoding wall time per problem (what a cache or a cheaper step buys, which NFE
+    does not show).
     """
-    lines: dict[str, list[tuple[float, float, Any]]] = defaultdict(list)
+    lines: dict[str, list[tuple[float, float, float, Any]]] = defaultdict(list)
     for r in eval_results(results):
         if r.get("status") == "ok":
+            per_problem = r["wall_s"] / r["n"] if r.get("wall_s") and r.get("n") else float("nan")
             lines[method_label(r)].append(
-                (r["nfe_mean"], 100 * r["accuracy"], r.get("tokens_per_step"))
+                (r["nfe_mean"], per_problem, 100 * r["accuracy"], r.get("tokens_per_step"))
             )
-    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), dpi=120, sharey=True)
     for method, points in lines.items():
         points.sort(key=lambda p: p[0])
-        (line,) = ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=method)
-        for x, y, k in points:
-            ax.annotate(
-                f"k={k}",
-                (x, y),
-                textcoords="offset points",
-                xytext=(4, 4),
-                fontsize=8,
-                color=line.get_color(),
-            )
+        color = None
+        for ax, x in zip(axes, (0, 1), strict=True):
+            xs, ys = [p[x] for p in points], [p[2] for p in points]
+            (line,) = ax.plot(xs, ys, marker="o", label=method, color=color)
+            color = line.get_color()
+            for px, py, p in zip(xs, ys, points, strict=True):
+                ax.annotate(
+                    f"k={p[3]}", (px, py), textcoords="offset points", xytext=(4, 4),
+                    fontsize=8, color=color,
+                )  # fmt: skip
     bench = ", ".join(sorted({str(r.get("benchmark")) for r in results}))
-    ax.set(
+    axes[0].set(
         xlabel="mean NFE per problem (lower = faster)",
         ylabel="accuracy (%)",
         title=f"Accuracy vs NFE ({bench})",
     )
-    ax.grid(alpha=0.3)
-    ax.margins(x=0.1, y=0.08)  # room for the k labels at the ends
+    axes[1].set(xlabel="decoding wall time per problem (s)", title="Accuracy vs wall time")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.margins(x=0.1, y=0.08)  # room for the k labels at the ends
     if lines:
-        ax.legend(fontsize=8)
+        axes[0].legend(fontsize=7)
     fig.tight_layout()
     out = Path(path)
     fig.savefig(out)
