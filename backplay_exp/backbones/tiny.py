@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from backplay_exp.backbones.base import Backbone, BackboneOutput
+from backplay_exp.backbones.base import Backbone, BackboneOutput, check_tap_layer
 from backplay_exp.backbones.kv_cache import KVCache
 from backplay_exp.layers import Block, RMSNorm, positions_from_mask, rotary_tables
 
@@ -59,9 +59,8 @@ class TinyBackbone(Backbone):
         rope_table_dtype: str | None = None,
     ) -> None:
         super().__init__(tokenizer)
-        if not -(n_layers + 1) <= tap_layer <= n_layers:
-            raise ValueError(f"tap_layer={tap_layer} is outside [-{n_layers + 1}, {n_layers}]")
-        self.hidden_size, self.max_len, self.tap_layer = d_model, max_len, tap_layer
+        self.tap_layer = check_tap_layer(tap_layer, n_layers)
+        self.hidden_size, self.max_len = d_model, max_len
         self.rope_base = rope_base
         table_dtype = None if rope_table_dtype is None else getattr(torch, rope_table_dtype, None)
         if rope_table_dtype is not None and not (
