@@ -3,7 +3,9 @@
 `python -m backplay_exp task=eval sampler.tokens_per_step=2` decodes the benchmark's problems with
 the SFT backbone of the config (trained and cached on first use), writing `samples.jsonl` as it
 goes and `results.json` at the end. Problems are decoded in fixed batches seeded by their
-position, so a resumed run produces exactly what an uninterrupted one would.
+position, so a resumed run produces exactly what an uninterrupted one would. `task.devices=N`
+(or torchrun / a multi-task SLURM job) shares the batches among N processes, one model replica
+each, and merges their records into the same `samples.jsonl` (`tasks/shards.py`).
 """
 
 from __future__ import annotations
@@ -18,14 +20,15 @@ from typing import Any
 
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from backplay_exp.backbones.base import Backbone
 from backplay_exp.benchmarks.base import Benchmark, Problem
 from backplay_exp.data.collate import encode_prompts, token_ids
 from backplay_exp.samplers.decoder import Decoder, Head
-from backplay_exp.tasks.models import decoding_model
+from backplay_exp.tasks.distributed import external_rank, external_world, launch, resolved
+from backplay_exp.tasks.models import decoding_model, prepare_stages
 from backplay_exp.tasks.results import (
     RESULTS_FILE,
     SAMPLES_FILE,
@@ -35,6 +38,7 @@ from backplay_exp.tasks.results import (
     read_samples,
     write_results,
 )
+from backplay_exp.tasks.shards import merge, my_batches, read_done, shard_path
 from backplay_exp.utils.device import resolve_device
 
 log = logging.getLogger(__name__)
@@ -152,11 +156,14 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, float | None]:
     }
 
 
-def reused(cfg: DictConfig, out: Path) -> dict[str, Any] | None:
-    """Copy the run files of an identical finished job from the cache, if there is one."""
+def reusable(cfg: DictConfig) -> Path | None:
+    """The cached run files of an identical finished job, if there are any."""
     cached = Path(cfg.paths.cache_dir) / "eval" / job_signature(cfg)
-    if not (cached / RESULTS_FILE).exists():
-        return None
+    return cached if (cached / RESULTS_FILE).exists() else None
+
+
+def copy_reused(cached: Path, out: Path) -> dict[str, Any]:
+    """Copy an identical job's run files into this job's directory; its results."""
     if cached.resolve() != out.resolve():
         for name in (RESULTS_FILE, SAMPLES_FILE):
             shutil.copyfile(cached / name, out / name)
@@ -177,6 +184,7 @@ def run(
     batch_size: int,
     limit: int | None = None,
     reuse: bool = True,
+    devices: int = 1,
     **_: Any,
 ) -> dict[str, float]:
     """Evaluate the config's backbone (and head) on its benchmark; write the run files.
@@ -186,10 +194,34 @@ def run(
         batch_size: Problems decoded together.
         limit: Evaluate only the first `limit` problems.
         reuse: Take the results of an identical finished job from the cache.
+        devices: Processes (one model replica each, a GPU each when CUDA is present) that
+            share the problems (`tasks/shards.py`); under torchrun or a multi-task SLURM job
+            the environment's processes are used instead (`tasks/distributed.py`).
     """
     out = output_dir(cfg)
-    if reuse and (previous := reused(cfg, out)) is not None:
-        return previous
+    if reuse and (cached := reusable(cfg)) is not None:
+        return copy_reused(cached, out) if external_rank() == 0 else {}
+    uses_head = instantiate(cfg.remask).uses_head
+    # stages are trained by one process, before any decoding process exists
+    prepare_stages(cfg, uses_head, train=external_world()[0] == 1)
+    return launch(evaluate, devices, resolved(cfg), batch_size, limit, out)
+
+
+def evaluate(
+    fabric: Any, config: dict[str, Any], batch_size: int, limit: int | None, out: Path
+) -> dict[str, float]:
+    """Decode this rank's batches; on rank 0, merge every rank's records and report.
+
+    Args:
+        fabric: The Lightning `Fabric` of a multi-process job (None: one process).
+        config: The resolved job config (`distributed.resolved`).
+        batch_size: Problems per batch.
+        limit: Only the first `limit` problems.
+        out: The job directory.
+    """
+    cfg = OmegaConf.create(config)
+    rank, world = (0, 1) if fabric is None else (fabric.global_rank, fabric.world_size)
+    device = resolve_device(cfg.device) if fabric is None else fabric.device
     policy = instantiate(cfg.remask)
     decoder: Decoder = instantiate(cfg.sampler, policy=policy)
     backbone, head, model_info = decoding_model(cfg, policy.uses_head)
@@ -198,18 +230,20 @@ def run(
     problems = benchmark.problems()[:limit]
     if not problems:
         raise ValueError(f"benchmark {benchmark.name} has no problems to evaluate")
-
-    device = resolve_device(cfg.device)
     backbone.to(device).eval()
     if head is not None:
         head.to(device).eval()
 
-    path, job = out / SAMPLES_FILE, job_signature(cfg)
-    done = read_samples(path, job)
+    job = job_signature(cfg)
+    done = read_done(out, job)
+    path = shard_path(out, rank, world)
+    mine = done if world == 1 else read_samples(path, job)
     path.write_text("")  # drop a torn line; keep only complete records
-    append_samples(path, (done[p.id] for p in problems if p.id in done))
+    append_samples(path, (mine[p.id] for p in problems if p.id in mine))
     batches = [problems[i : i + batch_size] for i in range(0, len(problems), batch_size)]
-    for index, batch in enumerate(tqdm(batches, desc=f"eval {benchmark.name}", unit="batch")):
+    desc = f"eval {benchmark.name}" + (f" [rank {rank}/{world}]" if world > 1 else "")
+    for index in tqdm(my_batches(len(batches), rank, world), desc=desc, unit="batch"):
+        batch = batches[index]
         if all(p.id in done for p in batch):
             continue
         generator = torch.Generator(device).manual_seed(cfg.seed * 1_000_003 + index)
@@ -219,8 +253,11 @@ def run(
         ]
         append_samples(path, (r for r in records if r["id"] not in done))
         done.update({r["id"]: r for r in records})
-
-    metrics = summarize([done[p.id] for p in problems])
+    if fabric is not None:
+        fabric.barrier()  # every rank's records are on disk
+    if rank != 0:
+        return {}
+    metrics = summarize(merge(out, problems, job))
     write_results(
         cfg,
         {
@@ -232,6 +269,7 @@ def run(
             "remask": policy.name,
             "tokens_per_step": decoder.tokens_per_step,
             **decoder.describe(),
+            "ranks": world,
             **metrics,
         },
     )

@@ -24,7 +24,18 @@ from torch import nn
 
 from backplay_exp.backbones.base import Backbone, load_backbone
 from backplay_exp.heads.io import load_head
-from backplay_exp.tasks.train import head_stage, joint_stage, sft_backbone, t2t_stage
+from backplay_exp.tasks.stages import is_done
+from backplay_exp.tasks.train import (
+    head_stage,
+    head_stage_dir,
+    joint_stage,
+    joint_stage_dir,
+    sft_backbone,
+    sft_stage,
+    sft_stage_dir,
+    t2t_stage,
+    t2t_stage_dir,
+)
 
 MODELS = ("auto", "sft", "head", "joint", "t2t")
 
@@ -39,10 +50,12 @@ def stage_or_path(
     return Path(ckpt), ckpt
 
 
-def decoding_model(
-    cfg: DictConfig, policy_uses_head: bool
-) -> tuple[Backbone, nn.Module | None, dict[str, Any]]:
-    """The backbone and head to decode with, and what describes them in results.json."""
+def model_kind(cfg: DictConfig, policy_uses_head: bool) -> str:
+    """Which trained model decodes (`sft`, `head`, `joint`, `t2t`), `model=auto` resolved.
+
+    Raises:
+        ValueError: for an unknown model or one the policy cannot decode with.
+    """
     model = str(cfg.model)
     if model not in MODELS:
         raise ValueError(f"model={model!r} is not one of {', '.join(MODELS)}")
@@ -54,13 +67,51 @@ def decoding_model(
             "this remask policy needs a correction head: use model=head (BackPlay) or "
             "model=joint, or a policy without a head (confidence, random_order, random)"
         )
+    if model == "t2t" and policy_uses_head:
+        raise ValueError(
+            "model=t2t has no correction head: to remask with a head and edit, train one on "
+            "the editor (sft.checkpoint=<t2t stage>/backbone model=head remask=backplay_edit)"
+        )
+    return model
+
+
+def prepare_stages(cfg: DictConfig, policy_uses_head: bool, train: bool = True) -> None:
+    """Make sure the cached stages `decoding_model` loads exist, without loading them.
+
+    Args:
+        cfg: The job config.
+        policy_uses_head: Whether the remask policy reads a head.
+        train: Train a missing stage here; False raises instead (the processes of a
+            multi-process job must not each train: train the stages first).
+
+    Raises:
+        FileNotFoundError: if `train` is False and a stage is missing, naming the command.
+    """
+    model = model_kind(cfg, policy_uses_head)
+    needed = {"sft": [("sft", sft_stage_dir, sft_stage)]}
+    needed["head"] = [*needed["sft"], ("head_train", head_stage_dir, head_stage)]
+    needed["joint"] = [("joint", joint_stage_dir, joint_stage)]
+    needed["t2t"] = [*needed["sft"], ("t2t", t2t_stage_dir, t2t_stage)]
+    for key, where, stage in needed[model]:
+        if str(cfg[key].checkpoint) != "auto":
+            continue  # an explicit path (or the pretrained backbone): nothing to train
+        if train:
+            stage(cfg)
+        elif not is_done(where(cfg)):
+            task = {"sft": "sft", "head_train": "head", "joint": "joint", "t2t": "t2t"}[key]
+            raise FileNotFoundError(
+                f"the {task} stage is not in the cache ({where(cfg)}): train it first with the "
+                f"same overrides and task={task} (one process), as launch/_sweep.sh does"
+            )
+
+
+def decoding_model(
+    cfg: DictConfig, policy_uses_head: bool
+) -> tuple[Backbone, nn.Module | None, dict[str, Any]]:
+    """The backbone and head to decode with, and what describes them in results.json."""
+    model = model_kind(cfg, policy_uses_head)
     artifact = instantiate(cfg.artifact).name
     if model == "t2t":
-        if policy_uses_head:
-            raise ValueError(
-                "model=t2t has no correction head: to remask with a head and edit, train one on "
-                "the editor (sft.checkpoint=<t2t stage>/backbone model=head remask=backplay_edit)"
-            )
         stage, source = stage_or_path(str(cfg.t2t.checkpoint), t2t_stage, cfg, "t2t")
         info = {"model": "t2t", "artifact": artifact, "model_source": source}
         return load_backbone(stage / "backbone"), None, info

@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 RESULTS_FILE, SAMPLES_FILE = "results.json", "samples.jsonl"
 # config parts that do not change what a job computes
 NOT_IN_JOB_SIGNATURE = ("paths", "logger", "hydra", "fail_fast")
+# task flags that say how to run a job, not what it computes
+NOT_IN_TASK_SIGNATURE = ("devices", "reuse")
 
 
 def output_dir(cfg: DictConfig) -> Path:
@@ -33,9 +35,17 @@ def output_dir(cfg: DictConfig) -> Path:
 
 
 def job_signature(cfg: DictConfig) -> str:
-    """Hash of everything in the job config that can change its results."""
+    """Hash of everything in the job config that can change its results.
+
+    How many processes share the decoding (`task.devices`) and whether a cached identical job
+    may be copied (`task.reuse`) change nothing computed: a job resumed with another world
+    size keeps its records.
+    """
     plain = OmegaConf.to_container(cfg, resolve=True)
-    return signature({k: v for k, v in plain.items() if k not in NOT_IN_JOB_SIGNATURE})
+    plain = {k: v for k, v in plain.items() if k not in NOT_IN_JOB_SIGNATURE}
+    if isinstance(plain.get("task"), dict):
+        plain["task"] = {k: v for k, v in plain["task"].items() if k not in NOT_IN_TASK_SIGNATURE}
+    return signature(plain)
 
 
 def _finite(value: Any) -> Any:
