@@ -3,7 +3,8 @@
 Not a measurement (no GPU was available to this project's CPU machine): training costs 6·N FLOPs
 per token for a trained backbone, 2·N for a frozen forward (LBC needs two: the artifact and the
 hidden states), plus 6·N_head for the head; decoding costs 2·N per canvas token per NFE.
-Steps, batch and lengths come from conf/experiment/base/*.yaml. Run:
+Steps, batch and lengths come from conf/experiment/base/*.yaml. A second table compares the
+GPU-hours a table holds on SLURM with what it uses, before and after the sharded eval. Run:
 
     python scripts/estimate_gpu.py [--mfu-train 0.4] [--mfu-decode 0.25] [--gen-tokens 256]
 """
@@ -61,12 +62,38 @@ def estimate(t: dict, mfu_train: float, mfu_decode: float, gen_tokens: int) -> d
     }
 
 
+def allocation(t: dict, e: dict, gpus: int, overhead_min: float) -> dict[str, float]:
+    """GPU-hours used and allocated on SLURM, with every job on `gpus` GPUs (an estimate).
+
+    Training jobs use every GPU they hold. The stage steps of launch/_sweep.sh run the whole
+    sweep once per stage: one job trains, the others find the stage cached after
+    `overhead_min` minutes (each still holding its GPUs). Eval: before the launcher presets,
+    an eval job held `gpus` GPUs and decoded on one; with the sharded eval it decodes on all.
+    """
+    jobs = len(t["ks"]) * t["arms"]
+    stages = 3 if t.get("joint") else 2
+    train = e["sft_h"] + e["head_h"] + (e["joint_h"] if t.get("joint") else 0.0)
+    waiting = stages * (jobs - 1) * gpus * overhead_min / 60
+    used = train + e["eval_h"]
+    return {
+        "used_h": used,
+        "before_h": train + waiting + gpus * e["eval_h"],
+        "after_h": train + waiting + e["eval_h"],
+        "eval_wall_before_h": e["eval_h"] / jobs,  # per eval job, on one GPU
+        "eval_wall_after_h": e["eval_h"] / jobs / gpus,
+    }
+
+
 def main() -> None:
-    """Print the table."""
+    """Print the tables."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mfu-train", type=float, default=0.4)
     ap.add_argument("--mfu-decode", type=float, default=0.25)
     ap.add_argument("--gen-tokens", type=int, default=256, help="tokens decoded before EoS")
+    ap.add_argument("--gpus", type=int, default=8, help="GPUs per job (conf: 8)")
+    ap.add_argument(
+        "--overhead-min", type=float, default=5.0, help="minutes a job needs to find a cached stage"
+    )
     args = ap.parse_args()
     print(
         "| table | SFT GPU-h | head GPU-h | joint GPU-h | eval sweep GPU-h "
@@ -79,6 +106,19 @@ def main() -> None:
         print(
             f"| {name} | {e['sft_h']:.0f} | {e['head_h']:.0f} | {joint} | {e['eval_h']:.1f} "
             f"| {e['sft_mem_gb']:.0f} | {e['head_mem_gb']:.0f} |"
+        )
+    print()
+    print(
+        "| table | GPU-h used | GPU-h allocated, every job on 8 GPUs, eval on 1 (before) "
+        "| GPU-h allocated, sharded eval (after) | wall time of one eval job, before -> after (h) |"
+    )
+    print("|---|---|---|---|---|")
+    for name, t in TABLES.items():
+        a = allocation(t, estimate(t, args.mfu_train, args.mfu_decode, args.gen_tokens),
+                       args.gpus, args.overhead_min)  # fmt: skip
+        print(
+            f"| {name} | {a['used_h']:.0f} | {a['before_h']:.0f} | {a['after_h']:.0f} "
+            f"| {a['eval_wall_before_h']:.1f} -> {a['eval_wall_after_h']:.2f} |"
         )
 
 
