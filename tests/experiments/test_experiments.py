@@ -13,7 +13,7 @@ from backplay_exp.tasks.runner import run_task
 CONF = Path(__file__).parents[2] / "conf"
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 # the BackPlay paper's tables (the embedded quickstart and the T2T comparison default to tiny/toy)
-EMBEDDED = ("quickstart", "t2t_draft_vs_random")
+EMBEDDED = ("quickstart", "t2t_draft_vs_random", "fast_decoding")
 PAPER = [e for e in EXPERIMENTS if e not in EMBEDDED]
 # a paper experiment pointed at the embedded backbone and benchmark (README "On a laptop")
 LAPTOP = [
@@ -22,7 +22,7 @@ LAPTOP = [
     "head.d_head=16", "head.n_heads=2", "head.n_layers=1", "head.conv_kernel=5",
     "head_train.max_steps=8", "head_train.val_check_interval=4", "head_train.checkpoint_every=4",
     "t2t.max_steps=8", "t2t.val_check_interval=4", "t2t.checkpoint_every=4",
-    "task.batch_size=12",
+    "task.batch_size=12", "task.devices=1",
 ]  # fmt: skip
 
 
