@@ -13,7 +13,14 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from backplay_exp.report.table import CSV_FIELDS, collect, method_label, write_report
+from backplay_exp.report.table import (
+    CSV_FIELDS,
+    SUMMARY_FIELDS,
+    collect,
+    method_label,
+    summary_rows,
+    write_report,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +42,17 @@ def log_report_to_wandb(sweep_dir: str | Path, wandb_cfg: DictConfig) -> None:
     table = wandb.Table(
         columns=list(CSV_FIELDS), data=[[r.get(c) for c in CSV_FIELDS] for r in rows]
     )
-    run.log({"report": table, "pareto": wandb.Image(str(sweep / "pareto.png"))})
+    summary = summary_rows(collect(sweep))  # over seeds: means and 95% intervals
+    summary_table = wandb.Table(
+        columns=list(SUMMARY_FIELDS), data=[[r.get(c) for c in SUMMARY_FIELDS] for r in summary]
+    )
+    run.log(
+        {
+            "report": table,
+            "report_summary": summary_table,
+            "pareto": wandb.Image(str(sweep / "pareto.png")),
+        }
+    )
     run.finish()
 
 

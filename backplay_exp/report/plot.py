@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,34 +13,68 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display on a cluster node
 import matplotlib.pyplot as plt
 
-from backplay_exp.report.table import eval_results, method_label
+from backplay_exp.report.table import seed_cells
+
+
+@dataclass
+class Point:
+    """One cell on the plot: x values (NFE, seconds per problem), accuracy, 95% half-widths."""
+
+    nfe: float
+    nfe_err: float
+    seconds: float
+    seconds_err: float
+    accuracy: float
+    accuracy_err: float
+    k: Any
+
+
+def seconds_per_problem(job: dict[str, Any]) -> float:
+    """Decoding wall time per problem of an eval job (NaN if it did not say)."""
+    return job["wall_s"] / job["n"] if job.get("wall_s") and job.get("n") else float("nan")
+
+
+def pareto_points(results: Sequence[dict[str, Any]]) -> dict[str, list[Point]]:
+    """Per method, its cells sorted by NFE; over seeds, means with 95% half-widths."""
+    lines: dict[str, list[Point]] = defaultdict(list)
+    for cell in seed_cells(results)[0]:
+        if not cell.jobs:
+            continue  # failed: left out
+        lines[cell.method].append(
+            Point(
+                *cell.stat("nfe_mean"),
+                *cell.stat(seconds_per_problem),
+                *cell.stat("accuracy", 100),
+                cell.tokens_per_step,
+            )
+        )
+    return {m: sorted(points, key=lambda p: p.nfe) for m, points in lines.items()}
 
 
 def pareto_plot(results: Sequence[dict[str, Any]], path: str | Path) -> Path:
     """Draw accuracy (%) against mean NFE and against wall time, one line per method.
 
-    Failed jobs are left out; each point is annotated with its tokens per step. The right
-    panel is decoding wall time per problem (what a cache or a cheaper step buys, which NFE
-    does not show).
+    Failed jobs are left out; each point is annotated with its tokens per step; over seeds,
+    points are means with 95% confidence intervals as error bars. The right panel is decoding
+    wall time per problem (what a cache or a cheaper step buys, which NFE does not show).
     """
-    lines: dict[str, list[tuple[float, float, float, Any]]] = defaultdict(list)
-    for r in eval_results(results):
-        if r.get("status") == "ok":
-            per_problem = r["wall_s"] / r["n"] if r.get("wall_s") and r.get("n") else float("nan")
-            lines[method_label(r)].append(
-                (r["nfe_mean"], per_problem, 100 * r["accuracy"], r.get("tokens_per_step"))
-            )
+    lines = pareto_points(results)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), dpi=120, sharey=True)
     for method, points in lines.items():
-        points.sort(key=lambda p: p[0])
         color = None
-        for ax, x in zip(axes, (0, 1), strict=True):
-            xs, ys = [p[x] for p in points], [p[2] for p in points]
-            (line,) = ax.plot(xs, ys, marker="o", label=method, color=color)
-            color = line.get_color()
+        for ax, (x, err) in zip(
+            axes, (("nfe", "nfe_err"), ("seconds", "seconds_err")), strict=True
+        ):
+            xs, ys = [getattr(p, x) for p in points], [p.accuracy for p in points]
+            bars = ax.errorbar(
+                xs, ys, xerr=[getattr(p, err) for p in points],
+                yerr=[p.accuracy_err for p in points], marker="o", capsize=3, label=method,
+                color=color,
+            )  # fmt: skip
+            color = bars.lines[0].get_color()
             for px, py, p in zip(xs, ys, points, strict=True):
                 ax.annotate(
-                    f"k={p[3]}", (px, py), textcoords="offset points", xytext=(4, 4),
+                    f"k={p.k}", (px, py), textcoords="offset points", xytext=(4, 4),
                     fontsize=8, color=color,
                 )  # fmt: skip
     bench = ", ".join(sorted({str(r.get("benchmark")) for r in results}))

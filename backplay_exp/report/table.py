@@ -1,8 +1,10 @@
 """Sweep results -> the paper's table: rows are methods, columns tokens per step (k).
 
 Reads only the `results.json` files of a sweep (ARCHITECTURE.md contract) and writes
-`report.csv` (one row per job), `report.md` (cells `accuracy / NFE`; for sweeps that edit tokens
-a second table of T2T edit intensity and edits that fixed / broke a token) and `pareto.png`.
+`report.csv` (one row per job), `report_summary.csv` (one row per cell: means and 95%
+confidence intervals over seeds), `report.md` (cells `accuracy / NFE`, over seeds `mean ± CI`;
+for sweeps that edit tokens a second table of T2T edit intensity and edits that fixed / broke a
+token) and `pareto.png`.
 Run standalone: `python -m backplay_exp.report <sweep_dir>`.
 """
 
@@ -15,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from backplay_exp.report.aggregate import Cell, cells, mean_ci
 from backplay_exp.tasks.results import RESULTS_FILE
 
 log = logging.getLogger(__name__)
@@ -30,6 +33,7 @@ CSV_FIELDS = (
     "edits_fixed_mean",
     "edits_broke_mean",
     "n",
+    "seed",
     "wall_s",
     "tokens_per_s",
     "benchmark",
@@ -41,6 +45,25 @@ CSV_FIELDS = (
     "cache",
     "status",
     "job_dir",
+)
+
+
+# metrics averaged over seeds in report_summary.csv (and the W&B summary table)
+SUMMARY_METRICS = (
+    "accuracy",
+    "nfe_mean",
+    "remasks_mean",
+    "edit_intensity",
+    "wall_s",
+    "tokens_per_s",
+)
+SUMMARY_FIELDS = (
+    "method",
+    "tokens_per_step",
+    "n_seeds",
+    "failed",
+    "seeds",
+    *(f"{m}_{s}" for m in SUMMARY_METRICS for s in ("mean", "ci95")),
 )
 
 
@@ -76,58 +99,105 @@ def method_label(result: dict[str, Any]) -> str:
     return f"{label} ({', '.join(decoding)})" if decoding else label
 
 
-def _cell(result: dict[str, Any] | None) -> str:
-    if result is None:
+def _cell(cell: Cell | None, seeds: bool) -> str:
+    """`accuracy / NFE` of a job; over seeds `mean ± 95% CI / mean ± 95% CI (n=…)`."""
+    if cell is None:
         return ""
-    if result.get("status") != "ok":
+    if not cell.jobs:
         return "failed"
-    return f"{100 * result['accuracy']:.1f} / {result['nfe_mean']:.1f}"
+    if not seeds:
+        r = cell.jobs[0]
+        return f"{100 * r['accuracy']:.1f} / {r['nfe_mean']:.1f}"
+    (acc, acc_ci), (nfe, nfe_ci) = cell.stat("accuracy", 100), cell.stat("nfe_mean")
+    failed = f", {cell.failed} failed" if cell.failed else ""
+    return f"{acc:.1f} ± {acc_ci:.1f} / {nfe:.1f} ± {nfe_ci:.1f} (n={cell.n_seeds}{failed})"
 
 
-def _edit_cell(result: dict[str, Any] | None) -> str:
-    if result is None or result.get("status") != "ok":
-        return _cell(result)
-    cell = f"{result.get('edit_intensity') or 0:.3f}"
+def _edit_cell(cell: Cell | None, seeds: bool) -> str:
+    if cell is None or not cell.jobs:
+        return _cell(cell, seeds)
+    jobs = cell.jobs
+    if seeds:
+        mean, ci = mean_ci([j.get("edit_intensity") or 0.0 for j in jobs])
+        return f"{mean:.3f} ± {ci:.3f} (n={cell.n_seeds})"
+    result = jobs[0]
+    text = f"{result.get('edit_intensity') or 0:.3f}"
     if result.get("edits_fixed_mean") is not None:
-        cell += f" ({result['edits_fixed_mean']:.2f} / {result['edits_broke_mean']:.2f})"
-    return cell
+        text += f" ({result['edits_fixed_mean']:.2f} / {result['edits_broke_mean']:.2f})"
+    return text
 
 
-def _grid(evals: Sequence[dict[str, Any]], cell: Callable[[dict | None], str]) -> list[str]:
+def _grid(
+    table: Sequence[Cell], cell: Callable[[Cell | None, bool], str], seeds: bool
+) -> list[str]:
     """Markdown rows: methods down, k across."""
-    ks = sorted({r.get("tokens_per_step") for r in evals}, key=lambda k: (k is None, k))
-    methods = list(dict.fromkeys(method_label(r) for r in evals))
-    cells = {(method_label(r), r.get("tokens_per_step")): r for r in evals}
+    ks = sorted({c.tokens_per_step for c in table}, key=lambda k: (k is None, k))
+    methods = list(dict.fromkeys(c.method for c in table))
+    by_key = {(c.method, c.tokens_per_step): c for c in table}
     head = "| method | " + " | ".join(f"k={k}" for k in ks) + " |"
     rule = "|---|" + "---|" * len(ks)
-    rows = [f"| {m} | " + " | ".join(cell(cells.get((m, k))) for k in ks) + " |" for m in methods]
+    rows = [
+        f"| {m} | " + " | ".join(cell(by_key.get((m, k)), seeds) for k in ks) + " |"
+        for m in methods
+    ]
     return [head, rule, *rows]
+
+
+def seed_cells(results: Sequence[dict[str, Any]]) -> tuple[list[Cell], bool]:
+    """The table's cells, and whether they aggregate several jobs (seeds)."""
+    table = cells(eval_results(results), method_label)
+    return table, any(len(c.jobs) + c.failed > 1 for c in table)
 
 
 def markdown_table(results: Sequence[dict[str, Any]]) -> str:
     """Rows = methods, columns = k, cells = `accuracy (%) / mean NFE`.
 
-    If any job edited tokens (T2T), a second table gives its edit intensity (edits per
-    generated token) and, where references are known, mean edits per problem that fixed /
-    broke a token.
+    If a sweep repeats cells over training seeds, a cell is the mean ± the 95% confidence
+    interval over them, and n (`report/aggregate.py`). If any job edited tokens (T2T), a
+    second table gives its edit intensity (edits per generated token) and, where references
+    are known, mean edits per problem that fixed / broke a token.
     """
     evals = eval_results(results)
+    table, seeds = seed_cells(results)
     bench = sorted({str(r.get("benchmark")) for r in evals})
     sizes = sorted({int(r["n"]) for r in evals if r.get("n") is not None})
     caption = (
         f"Accuracy (%) / mean NFE on {', '.join(bench)}, "
         f"n = {'/'.join(map(str, sizes))} problems per cell."
     )
-    lines = [caption, "", *_grid(evals, _cell)]
+    if seeds:
+        caption += (
+            " Each cell: mean ± 95% confidence interval over training seeds (Student's t), "
+            "n = seeds."
+        )
+    lines = [caption, "", *_grid(table, _cell, seeds)]
     if any(r.get("edits_mean") for r in evals):
         lines += [
             "",
             "T2T edit intensity (edits per generated token) (edits per problem that fixed / "
             "broke a token, where the reference is known).",
             "",
-            *_grid(evals, _edit_cell),
+            *_grid(table, _edit_cell, seeds),
         ]
     return "\n".join(lines) + "\n"
+
+
+def summary_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (method, k): means and 95% half-widths over its seeds (report_summary.csv)."""
+    rows = []
+    for cell in seed_cells(results)[0]:
+        row: dict[str, Any] = {
+            "method": cell.method,
+            "tokens_per_step": cell.tokens_per_step,
+            "n_seeds": cell.n_seeds,
+            "failed": cell.failed,
+            "seeds": " ".join(str(j.get("seed")) for j in cell.jobs),
+        }
+        for key in SUMMARY_METRICS:
+            if cell.jobs and all(j.get(key) is not None for j in cell.jobs):
+                row[f"{key}_mean"], row[f"{key}_ci95"] = cell.stat(key)
+        rows.append(row)
+    return rows
 
 
 def write_report(sweep_dir: str | Path) -> str:
@@ -143,6 +213,10 @@ def write_report(sweep_dir: str | Path) -> str:
         writer.writeheader()
         for r in results:
             writer.writerow({**r, "method": method_label(r)})
+    with (sweep / "report_summary.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=SUMMARY_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(summary_rows(results))
     table = markdown_table(results)
     (sweep / "report.md").write_text(table)
     pareto_plot(results, sweep / "pareto.png")

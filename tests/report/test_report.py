@@ -104,3 +104,48 @@ def test_edit_table_shows_intensity_and_fixed_broke_per_arm(tmp_path):
 
 def test_no_edit_table_without_edits(sweep):
     assert "edit intensity" not in write_report(sweep)
+
+
+@pytest.fixture
+def seeds_sweep(tmp_path):
+    root = tmp_path / "seeds"
+    jobs = []
+    for seed, (acc, nfe) in enumerate([(0.5, 10.0), (0.6, 12.0), (0.7, 14.0)]):
+        jobs.append(result("head", "backplay", 4, acc, nfe, artifact="lbc") | {"seed": seed})
+        jobs.append(result("sft", "confidence", 4, 0.25, 8.0) | {"seed": seed})
+    jobs.append(
+        result("head", "backplay", 4, 0.0, 0.0, status="failed", artifact="lbc") | {"seed": 3}
+    )
+    for i, job in enumerate(jobs):
+        (root / str(i)).mkdir(parents=True)
+        (root / str(i) / "results.json").write_text(json.dumps(job))
+    return root
+
+
+def test_seeds_are_averaged_with_a_95_percent_interval(seeds_sweep):
+    table = write_report(seeds_sweep)
+    # accuracy 50/60/70: mean 60, sd 10, t(0.975, 2) = 4.3027 -> 10 * 4.3027 / sqrt(3) = 24.84;
+    # NFE 10/12/14: mean 12, sd 2 -> 4.97; the failed fourth seed is counted apart
+    assert "| head(lbc) + backplay | 60.0 ± 24.8 / 12.0 ± 5.0 (n=3, 1 failed) |" in table
+    assert "| SFT + confidence | 25.0 ± 0.0 / 8.0 ± 0.0 (n=3) |" in table
+    assert "mean ± 95% confidence interval over training seeds" in table
+    with (seeds_sweep / "report_summary.csv").open() as f:
+        rows = {r["method"]: r for r in csv.DictReader(f)}
+    head = rows["head(lbc) + backplay"]
+    assert (head["n_seeds"], head["failed"], head["seeds"]) == ("3", "1", "0 1 2")
+    assert float(head["accuracy_mean"]) == pytest.approx(0.6)
+    assert float(head["accuracy_ci95"]) == pytest.approx(4.302653 * 0.1 / 3**0.5, rel=1e-6)
+    with (seeds_sweep / "report.csv").open() as f:
+        assert len(list(csv.DictReader(f))) == 7  # per-seed rows stay
+
+
+def test_plot_points_carry_the_intervals(seeds_sweep):
+    from backplay_exp.report.plot import pareto_points
+
+    head = pareto_points(collect(seeds_sweep))["head(lbc) + backplay"][0]
+    assert (head.accuracy, head.nfe, head.k) == pytest.approx((60.0, 12.0, 4))
+    assert head.accuracy_err == pytest.approx(24.84, abs=0.01)
+    assert head.nfe_err == pytest.approx(4.968, abs=0.001)
+    one_seed = [r for r in collect(seeds_sweep) if r["seed"] == 0]
+    (single,) = pareto_points(one_seed)["head(lbc) + backplay"]
+    assert (single.accuracy, single.accuracy_err, single.nfe_err) == (50.0, 0.0, 0.0)  # no bars
