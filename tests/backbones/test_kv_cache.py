@@ -136,3 +136,21 @@ def test_backbones_without_native_attention_refuse_a_cache(compose_cfg, model_di
     )
     with pytest.raises(ValueError, match=r"sampler\.cache=none"):
         backbone.decode(tokens, None, (2, 5), KVCache().record())
+
+
+@pytest.mark.parametrize("kind", ["llada", "dream"])
+def test_cached_decoding_runs_on_the_native_backbones(make, kind):
+    from backplay_exp.samplers.decoder import Decoder
+    from backplay_exp.samplers.policies import ConfidencePolicy
+
+    backbone = make(kind)
+    tokens, keep = batch(backbone, length=6)
+    outs = {}
+    for cache in ("none", "prefix", "dual"):
+        for k in (2, 4):  # k = 4 = the block: one recorded pass per block, exact
+            dec = Decoder(
+                ConfidencePolicy(), 8, 4, tokens_per_step=k, early_stop=False, cache=cache
+            )
+            outs[cache, k] = dec.generate(backbone, tokens, keep)
+            assert outs[cache, k].nfe.tolist() == [8 // k] * 3
+    assert all(torch.equal(outs[c, 4].tokens, outs["none", 4].tokens) for c in ("prefix", "dual"))
