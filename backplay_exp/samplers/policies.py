@@ -134,6 +134,9 @@ class BackplayPolicy(ConfidencePolicy):
         final_check: Before a row stops (its finished block holds EoS, or it is the last
             block), run one more forward to judge that block (1 extra NFE per problem).
         edit_threshold: Also edit tokens as `t2t_edit` does (None = remask only).
+        rollback: Also remask every committed window token right of the leftmost remasked one
+            (the timeline rolled back to the first error: tokens decoded after it were
+            conditioned on it) **[choice]**; False = only the K flagged tokens (Alg. 1).
     """
 
     name = "backplay"
@@ -150,6 +153,7 @@ class BackplayPolicy(ConfidencePolicy):
         check_block_start: bool,
         final_check: bool,
         edit_threshold: float | None = None,
+        rollback: bool = False,
     ) -> None:
         if stride < 1 or max_remask < 0 or block_buffer < 0 or memory_steps < 0:
             raise ValueError("remask: need stride >= 1 and non-negative K, buffer, memory")
@@ -157,6 +161,7 @@ class BackplayPolicy(ConfidencePolicy):
         self.block_buffer, self.memory_steps = block_buffer, memory_steps
         self.check_block_start, self.final_check = check_block_start, final_check
         self.edit_threshold = check_threshold("edit_threshold", edit_threshold)
+        self.rollback = rollback
         if edit_threshold is not None:
             self.name = f"{self.name}+edit"
 
@@ -181,7 +186,23 @@ class BackplayPolicy(ConfidencePolicy):
         err = self.error_scores(state, generator)
         cand = remask_candidates(state.committed, state.step, state.last_remask, self.memory_steps)
         cand &= state.due[:, None]
-        return select_remask(err, cand, self.threshold, self.max_remask)
+        remask = select_remask(err, cand, self.threshold, self.max_remask)
+        return roll_back(remask, state.committed) if self.rollback else remask
+
+
+def roll_back(remask: torch.Tensor, committed: torch.Tensor) -> torch.Tensor:
+    """`remask` plus every committed token right of each row's leftmost remasked position.
+
+    Args:
+        remask: (b, T) bool, the flagged tokens to remask.
+        committed: (b, T) bool, the committed tokens of the look-back window.
+
+    Returns:
+        (b, T) bool.
+    """
+    pos = torch.arange(remask.shape[1], device=remask.device)  # (T,)
+    first = torch.where(remask.any(-1), remask.long().argmax(-1), remask.shape[1])  # (b,)
+    return remask | (committed & (pos >= first[:, None]))
 
 
 class RandomRemaskPolicy(BackplayPolicy):

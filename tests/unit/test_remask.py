@@ -138,3 +138,12 @@ def test_backplay_needs_a_head():
     bb = TableBackbone({"x": list("ab")}, {"x": [2.0, 1.0]})
     with pytest.raises(ValueError, match="needs a correction head"):
         decode(bb, None, policy(), gen=2, block=2)
+
+
+def test_roll_back_by_hand():
+    from backplay_exp.samplers.policies import roll_back
+
+    remask = torch.tensor([[0, 0, 1, 0, 1, 0], [0, 0, 0, 0, 0, 0]], dtype=torch.bool)
+    committed = torch.tensor([[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1]], dtype=torch.bool)
+    # row 0: from position 2 (the leftmost flagged) every committed token; row 1: nothing flagged
+    assert roll_back(remask, committed).int().tolist() == [[0, 0, 1, 1, 1, 0], [0] * 6]
