@@ -17,6 +17,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from torchmetrics.classification import BinaryAUROC, BinaryAveragePrecision
 
 from backplay_exp.artifacts.base import Artifact, ArtifactDistribution
+from backplay_exp.artifacts.loader import frozen_passes
 from backplay_exp.backbones.base import Backbone
 from backplay_exp.backbones.lora import has_lora
 from backplay_exp.diffusion import head_bce_loss
@@ -34,6 +35,9 @@ class HeadModule(TrainingModule):
         scheduler: Partial LR schedule or None.
         eos_maskable: EoS rule of the SFT stage (which positions artifacts may touch).
         pos_weight: Optional BCE weight of the "correct" class (METHOD.md: null).
+        frozen_autocast: Run the frozen backbone's passes (the artifact's prediction and the
+            tapped hidden state) under autocast to this dtype, e.g. "bfloat16"; None: as the
+            trainer's precision says. The head itself trains in the trainer's precision.
     """
 
     freeze_backbone = True
@@ -47,11 +51,15 @@ class HeadModule(TrainingModule):
         scheduler: Callable[..., LambdaLR] | None,
         eos_maskable: int | None,
         pos_weight: float | None,
+        frozen_autocast: str | None,
     ) -> None:
         super().__init__(optimizer, scheduler)
         self.save_hyperparameters(ignore=["backbone", "head", "artifact", "optimizer", "scheduler"])
         self.backbone, self.head, self.artifact = backbone, head, artifact
         self.eos_maskable, self.pos_weight = eos_maskable, pos_weight
+        if frozen_autocast is not None and not self.freeze_backbone:
+            raise ValueError("frozen_autocast applies to a frozen backbone only (head-only)")
+        self.frozen_dtype = None if frozen_autocast is None else getattr(torch, frozen_autocast)
         if self.freeze_backbone:
             self.backbone.requires_grad_(False).eval()
         elif not has_lora(self.backbone):  # LoRA already chose what trains
@@ -88,15 +96,27 @@ class HeadModule(TrainingModule):
     def head_loss(
         self, batch: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, Artifact, torch.Tensor]:
-        """BCE of the head on a fresh artifact: (loss, artifact, logits)."""
-        art = self.make_artifact(batch)
-        logits = self.head_logits(art.x)
+        """BCE of the head on a fresh artifact: (loss, artifact, logits).
+
+        `batch` is clean (the artifact and the backbone's passes are made here) or, for a
+        frozen backbone, already through `frozen_passes` (`ArtifactBatches`, in a worker).
+        """
+        if self.freeze_backbone:
+            if "hidden" not in batch:
+                batch = frozen_passes(
+                    self.backbone, self.artifact, batch, self.eos_maskable, self.frozen_dtype
+                )
+            art = Artifact(batch["x"], batch["labels"], batch["scored"])
+            logits = self.head(batch["hidden"])
+        else:
+            art = self.make_artifact(batch)
+            logits = self.head_logits(art.x)
         return head_bce_loss(logits, art.labels, art.scored, self.pos_weight), art, logits
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """One head step."""
         loss, art, _ = self.head_loss(batch)
-        n = len(batch["input_ids"])
+        n = len(art.x)
         self.log("train/bce", loss, prog_bar=True, batch_size=n)
         self.log(
             "train/artifact_error_rate", 1 - art.labels[art.scored].float().mean(), batch_size=n
@@ -110,7 +130,7 @@ class HeadModule(TrainingModule):
         is_error = (~art.labels[art.scored]).long()
         self.val_auroc.update(err_prob, is_error)
         self.val_ap.update(err_prob, is_error)
-        n = len(batch["input_ids"])
+        n = len(art.x)
         self.log("val/bce", loss, prog_bar=True, batch_size=n)
         self.log("val/artifact_error_rate", is_error.float().mean(), batch_size=n)
         self.log("val/head_auroc", self.val_auroc, prog_bar=True, batch_size=n)
@@ -146,7 +166,9 @@ class JointModule(HeadModule):
         bce_weight: float,
         eps: float,
     ) -> None:
-        super().__init__(backbone, head, artifact, optimizer, scheduler, eos_maskable, pos_weight)
+        super().__init__(
+            backbone, head, artifact, optimizer, scheduler, eos_maskable, pos_weight, None
+        )
         self.bce_weight, self.eps = bce_weight, eps
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:

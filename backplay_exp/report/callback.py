@@ -25,19 +25,27 @@ from backplay_exp.report.table import (
 log = logging.getLogger(__name__)
 
 
-def log_report_to_wandb(sweep_dir: str | Path, wandb_cfg: DictConfig) -> None:
-    """Log the sweep's table and Pareto plot as one W&B run (offline unless configured)."""
+def log_report_to_wandb(sweep_dir: str | Path, wandb_cfg: DictConfig) -> str:
+    """Log the sweep's table and Pareto plot as one W&B run (offline unless configured).
+
+    Returns:
+        Where the run is: its directory (offline, for `wandb sync`) or its URL.
+    """
     import wandb
+    from hydra.utils import instantiate
 
     sweep = Path(sweep_dir)
     rows = [{**r, "method": method_label(r)} for r in collect(sweep)]
+    settings = wandb_cfg.get("settings")
+    offline = wandb_cfg.get("offline", True)
     run = wandb.init(
         project=wandb_cfg.get("project", "backplay_exp"),
-        mode="offline" if wandb_cfg.get("offline", True) else "online",
+        mode="offline" if offline else "online",
         dir=str(sweep),
         name=f"report-{sweep.name}",
         job_type="report",
         reinit="finish_previous",
+        settings=instantiate(settings) if settings else None,
     )
     table = wandb.Table(
         columns=list(CSV_FIELDS), data=[[r.get(c) for c in CSV_FIELDS] for r in rows]
@@ -53,11 +61,13 @@ def log_report_to_wandb(sweep_dir: str | Path, wandb_cfg: DictConfig) -> None:
             "pareto": wandb.Image(str(sweep / "pareto.png")),
         }
     )
+    where = f"{Path(run.dir).parent} (offline: `wandb sync` it)" if offline else str(run.url)
     run.finish()
+    return where
 
 
 class ReportCallback(Callback):
-    """Writes report.csv / report.md / pareto.png into the sweep dir and prints the table.
+    """Writes report.csv / report.md / pareto.png into the sweep dir; prints the table last.
 
     Args:
         wandb: Also log the table and the plot to W&B when the config has a `logger.wandb`.
@@ -68,12 +78,20 @@ class ReportCallback(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Aggregate the sweep's `results.json` files."""
-        sweep = config.hydra.sweep.dir
+        sweep = Path(config.hydra.sweep.dir)
         table = write_report(sweep)
-        log.info("report written to %s\n%s", sweep, table)
         wandb_cfg = (config.get("logger") or {}).get("wandb")
+        copy = ""
         if self.wandb and wandb_cfg:
             try:
-                log_report_to_wandb(sweep, wandb_cfg)
+                copy = f"\nW&B copy: {log_report_to_wandb(sweep, wandb_cfg)}"
             except Exception as err:  # the files are the report; W&B is a copy
                 log.warning("could not log the report to W&B: %s", err)
+        log.info(
+            "report of %s\n%s\ntable: %s (also report.csv)\nplot:  %s%s",
+            sweep,
+            table.rstrip(),
+            sweep / "report.md",
+            sweep / "pareto.png",
+            copy,
+        )

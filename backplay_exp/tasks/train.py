@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -22,23 +23,38 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from backplay_exp.backbones.base import Backbone, load_backbone
 from backplay_exp.backbones.lora import apply_lora, merge_lora
+from backplay_exp.data.artifacts import FrozenArtifactData
 from backplay_exp.heads.io import save_head
+from backplay_exp.modules.correction import HeadModule
 from backplay_exp.tasks.results import write_results
 from backplay_exp.tasks.stages import DONE_FILE, ensure_stage, signature
+from backplay_exp.utils.console import fit_warnings
+from backplay_exp.utils.device import torch_threads
 from backplay_exp.utils.instantiate import instantiate_loggers
+from backplay_exp.utils.progress import StepProgressBar
 
 log = logging.getLogger(__name__)
 
 
 def fit(
-    cfg: DictConfig, recipe: DictConfig, module: L.LightningModule, datamodule: Any, out: Path
+    cfg: DictConfig,
+    recipe: DictConfig,
+    module: L.LightningModule,
+    datamodule: Any,
+    out: Path,
+    description: str,
+    threads: int | None = None,
 ) -> dict[str, float]:
     """Fit `module` for `recipe.max_steps`, checkpointing to `out/checkpoints` and resuming.
+
+    `description` names the stage on its progress bar; `threads` (if given) is how many
+    intra-op threads the training process uses meanwhile (the rest of the cores run the data
+    workers).
 
     Raises:
         RuntimeError: if training was interrupted (the stage must not be marked done).
@@ -53,13 +69,14 @@ def fit(
         gradient_clip_val=recipe.gradient_clip_val,
         val_check_interval=recipe.val_check_interval,
         check_val_every_n_epoch=None,
-        callbacks=[checkpoint, *progress_bar(cfg)],
+        callbacks=[checkpoint, *progress_bar(cfg, description)],
         logger=instantiate_loggers(cfg.logger, out) or False,
         default_root_dir=str(out),
     )
     last = ckpt_dir / "last.ckpt"
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last.exists() else None)
+    with torch_threads(threads), fit_warnings(getattr(module, "freeze_backbone", False)):
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last.exists() else None)
     if trainer.interrupted or trainer.global_step < recipe.max_steps:
         raise RuntimeError(
             f"training stopped at step {trainer.global_step}/{recipe.max_steps}; "
@@ -69,11 +86,22 @@ def fit(
     return metrics | {"train_s": time.perf_counter() - start, "steps": trainer.global_step}
 
 
-def progress_bar(cfg: DictConfig) -> list[RichProgressBar]:
-    """The training progress bar, redrawn every `progress_every` steps (unless disabled)."""
+def progress_bar(cfg: DictConfig, description: str) -> list[StepProgressBar]:
+    """The stage's progress bar over its steps, redrawn every `progress_every` steps."""
     if not cfg.trainer.get("enable_progress_bar", True):
         return []
-    return [RichProgressBar(refresh_rate=int(cfg.get("progress_every", 1)))]
+    return [StepProgressBar(description, int(cfg.get("progress_every", 1)))]
+
+
+def backbone_name(backbone: Backbone) -> str:
+    """The backbone's short name (`tiny`, `smdm`, ...), else its class."""
+    return getattr(backbone, "name", type(backbone).__name__)
+
+
+def count(params: Iterable[torch.nn.Parameter]) -> str:
+    """A parameter count for people: `0.37M`, `90k`."""
+    n = sum(p.numel() for p in params)
+    return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.0f}k"
 
 
 def stage_metrics(stage: Path) -> dict[str, Any]:
@@ -119,7 +147,13 @@ def train_sft(cfg: DictConfig, out: Path) -> dict[str, float]:
     backbone: Backbone = instantiate(cfg.backbone)
     datamodule = instantiate(cfg.data, tokenizer=backbone.tokenizer)
     module = instantiate(cfg.sft.module, backbone=backbone)
-    metrics = fit(cfg, cfg.sft, module, datamodule, out)
+    log.info(
+        "SFT: fine-tuning %s (%s parameters) with the masked-diffusion loss, %d steps",
+        backbone_name(backbone),
+        count(backbone.parameters()),
+        cfg.sft.max_steps,
+    )
+    metrics = fit(cfg, cfg.sft, module, datamodule, out, "SFT")
     backbone.save(out / "backbone", cfg.backbone)
     return metrics
 
@@ -237,8 +271,21 @@ def train_correction(cfg: DictConfig, out: Path, joint: bool) -> dict[str, Any]:
         recipe.module, backbone=backbone, head=head, artifact=instantiate(cfg.artifact)
     )
     datamodule = instantiate(cfg.data, tokenizer=backbone.tokenizer)
+    workers = 0 if joint else int(recipe.artifact_workers)
+    if workers:
+        datamodule = frozen_artifact_data(cfg, module, datamodule, workers)
     before = weights_digest(backbone)
-    metrics: dict[str, Any] = dict(fit(cfg, recipe, module, datamodule, out))
+    log.info(
+        "%s: training a %s-parameter correction head on %s's %s artifacts, %d steps",
+        "joint" if joint else "head",
+        count(head.parameters()),
+        f"the {'fresh' if joint else 'frozen SFT'} {backbone_name(backbone)}",
+        module.artifact.name,
+        recipe.max_steps,
+    )
+    description = "joint" if joint else "head"
+    threads = max(1, torch.get_num_threads() - workers) if workers else None
+    metrics: dict[str, Any] = dict(fit(cfg, recipe, module, datamodule, out, description, threads))
     save_head(head, out / "head", head_cfg)
     if joint:
         merge_lora(backbone).save(out / "backbone", cfg.backbone)
@@ -246,6 +293,30 @@ def train_correction(cfg: DictConfig, out: Path, joint: bool) -> dict[str, Any]:
         metrics["backbone_unchanged"] = weights_digest(backbone) == before
     metrics["head_params"] = sum(p.numel() for p in head.parameters())
     return metrics
+
+
+def frozen_artifact_data(
+    cfg: DictConfig, module: HeadModule, clean: L.LightningDataModule, workers: int
+) -> FrozenArtifactData:
+    """`clean` with the frozen backbone's passes moved into `workers` CPU worker processes.
+
+    Raises:
+        ValueError: on an accelerator other than the CPU (a forked worker cannot use CUDA).
+    """
+    if cfg.trainer.accelerator != "cpu":
+        raise ValueError(
+            "head_train.artifact_workers runs the frozen backbone in forked CPU processes: use "
+            f"it with trainer=cpu or set it to 0 (trainer.accelerator={cfg.trainer.accelerator})"
+        )
+    return FrozenArtifactData(
+        clean,
+        module.backbone,
+        module.artifact,
+        module.eos_maskable,
+        module.frozen_dtype,
+        cfg.seed,
+        workers,
+    )
 
 
 def with_lora(backbone: Backbone, recipe: DictConfig) -> Backbone:
@@ -297,7 +368,12 @@ def train_t2t(cfg: DictConfig, out: Path) -> dict[str, Any]:
     backbone = with_lora(sft_backbone(cfg)[0], cfg.t2t)
     module = instantiate(cfg.t2t.module, backbone=backbone, artifact=instantiate(cfg.artifact))
     datamodule = instantiate(cfg.data, tokenizer=backbone.tokenizer)
-    metrics = fit(cfg, cfg.t2t, module, datamodule, out)
+    log.info(
+        "T2T: continuing %s on L_sft + μ·CE_edit, %d steps",
+        backbone_name(backbone),
+        cfg.t2t.max_steps,
+    )
+    metrics = fit(cfg, cfg.t2t, module, datamodule, out, "T2T editor")
     merge_lora(backbone).save(out / "backbone", cfg.backbone)
     return metrics
 
