@@ -15,8 +15,9 @@ of 20 (`tap_layer: -2`).
   Permuting the rows of q and k within each head (`new[2j] = old[j]`, `new[2j+1] =
   old[j + hd/2]`) gives identical attention scores (same pairs, same frequencies).
 - `mlp.fc_1`/`fc_2`/`proj` (or TinyLlama's `swiglu.w1`/`w2`/`w3`) -> `gate_up` = [gate; up], `down`.
-- The output layer has no row for the mask token: its row is zero (logit 0). A trained model's
-  top logit is far above 0 in practice; check on real weights that M is never the argmax.
+- The output layer has no row for the mask token. `smdm_1b` keeps it so (`mask_output_row:
+  false`: the published parameter count, the mask's logit a constant 0); with a row, the
+  converter adds a zero one. Decoders never propose the mask either way.
 
 Two facts of SMDM's published code (ML-GSAI/SMDM, `lit_gpt/diffmodel.py` and `config.py`)
 that the converted model reproduces through two `TinyBackbone` options (set in
@@ -98,14 +99,16 @@ def _pad_rows(weight: torch.Tensor, rows: int, what: str) -> torch.Tensor:
 
 
 def convert_smdm_state_dict(
-    state: dict[str, torch.Tensor], n_heads: int, vocab_size: int
+    state: dict[str, torch.Tensor], n_heads: int, vocab_size: int, mask_output_row: bool = True
 ) -> dict[str, torch.Tensor]:
     """Map SMDM (lit-gpt) weights onto `TinyBackbone` keys (see the module docstring).
 
     Args:
         state: SMDM state dict (`transformer.wte.weight`, `transformer.h.{i}...`, `lm_head`).
         n_heads: Attention heads (SMDM-1B: 14); grouped-query checkpoints are not supported.
-        vocab_size: Rows of tiny's embedding and output layer (`len(tokenizer)`).
+        vocab_size: Rows of tiny's embedding (`len(tokenizer)`).
+        mask_output_row: Whether tiny's output layer has a row for the mask id (a zero row is
+            added to the published one); false for `smdm_1b`, whose output layer is SMDM's.
 
     Returns:
         A state dict for `TinyBackbone(conv_kernel=0, learned_pos=False)`.
@@ -123,7 +126,9 @@ def convert_smdm_state_dict(
     out = {
         "embed.weight": _pad_rows(state["transformer.wte.weight"], vocab_size, "embedding"),
         "norm.weight": state["transformer.ln_f.weight"],
-        "lm_head.weight": _pad_rows(state["lm_head.weight"], vocab_size, "lm_head"),
+        "lm_head.weight": _pad_rows(
+            state["lm_head.weight"], vocab_size - (not mask_output_row), "lm_head"
+        ),
     }
     for i in range(n_layers):
         src, dst = f"transformer.h.{i}.", f"blocks.{i}."
@@ -176,7 +181,10 @@ class SMDMBackbone(TinyBackbone):
         super().__init__(**kwargs)
         if init_from is not None:
             state = convert_smdm_state_dict(
-                load_smdm_checkpoint(init_from), self.blocks[0].n_heads, len(self.tokenizer)
+                load_smdm_checkpoint(init_from),
+                self.blocks[0].n_heads,
+                len(self.tokenizer),
+                self.mask_output_row,
             )
             self.load_state_dict(state)
             log.info("SMDM weights loaded from %s", init_from)

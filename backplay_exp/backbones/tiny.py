@@ -38,6 +38,9 @@ class TinyBackbone(Backbone):
         rope_table_dtype: None: float32 rotary tables (tiny). A torch dtype name, e.g.
             "bfloat16": the tables are rounded to that dtype and used in float32, as SMDM's
             published `build_rope_cache` does even for a float32 model (`rotary_tables`).
+        mask_output_row: The output layer has a row for the mask id (tiny). False: it has
+            none, as SMDM's published `lm_head` (the mask is the last id); the mask's logit
+            is then a constant 0. Decoders never propose the mask either way.
     """
 
     name = "tiny"
@@ -57,6 +60,7 @@ class TinyBackbone(Backbone):
         tap_layer: int,
         norm_eps: float = 1e-6,
         rope_table_dtype: str | None = None,
+        mask_output_row: bool = True,
     ) -> None:
         super().__init__(tokenizer)
         self.tap_layer = check_tap_layer(tap_layer, n_layers)
@@ -74,7 +78,13 @@ class TinyBackbone(Backbone):
             Block(d_model, n_heads, mlp_ratio, conv_kernel, norm_eps) for _ in range(n_layers)
         )
         self.norm = RMSNorm(d_model, norm_eps)
-        self.lm_head = nn.Linear(d_model, len(tokenizer), bias=False)
+        if not mask_output_row and self.mask_id != len(tokenizer) - 1:
+            raise ValueError(
+                f"mask_output_row=false needs the mask to be the last id ({len(tokenizer) - 1}); "
+                f"the tokenizer's mask id is {self.mask_id}"
+            )
+        self.mask_output_row = mask_output_row
+        self.lm_head = nn.Linear(d_model, len(tokenizer) - (not mask_output_row), bias=False)
         self._init_weights(init_std, n_layers)
 
     def _init_weights(self, std: float, n_layers: int) -> None:
@@ -93,9 +103,12 @@ class TinyBackbone(Backbone):
     ) -> BackboneOutput:
         """Logits (B, L, V) and the tapped hidden state (B, L, D) of `tokens` (B, L)."""
         states = self._states(tokens, attention_mask, len(self.blocks))
-        return BackboneOutput(
-            logits=self.lm_head(self.norm(states[-1])), hidden=states[self.tap_layer]
-        )
+        return BackboneOutput(logits=self._logits(states[-1]), hidden=states[self.tap_layer])
+
+    def _logits(self, final: torch.Tensor) -> torch.Tensor:
+        """(B, L, V) logits of the last block's states; a 0 column for the mask if it has no row."""
+        logits = self.lm_head(self.norm(final))
+        return logits if self.mask_output_row else nn.functional.pad(logits, (0, 1))
 
     def hidden_states(
         self, tokens: torch.Tensor, attention_mask: torch.Tensor | None = None
@@ -113,9 +126,7 @@ class TinyBackbone(Backbone):
     ) -> BackboneOutput:
         """One decoding forward (see `Backbone.decode`): windowed logits, optional cache."""
         states = self._states(tokens, attention_mask, len(self.blocks), cache)
-        return self.decoded(
-            states[-1], states[self.tap_layer], outputs, cache, lambda h: self.lm_head(self.norm(h))
-        )
+        return self.decoded(states[-1], states[self.tap_layer], outputs, cache, self._logits)
 
     def _states(
         self,

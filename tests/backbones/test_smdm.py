@@ -29,8 +29,12 @@ from backplay_exp.layers import rotary_tables
 # ../shared/fixtures relative to the project root (never copied into the repo)
 FIXTURE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "real_backbones" / "smdm"
 # SMDM's two facts (the published code): RMSNorm eps 1e-5 and bf16-rounded rotary tables
-SMDM_OPTIONS = {"norm_eps": 1e-5, "rope_table_dtype": "bfloat16"}
-TINY_OPTIONS = {"norm_eps": 1e-6, "rope_table_dtype": None}  # the in-repo transformer's own
+SMDM_OPTIONS = {"norm_eps": 1e-5, "rope_table_dtype": "bfloat16", "mask_output_row": False}
+TINY_OPTIONS = {
+    "norm_eps": 1e-6,
+    "rope_table_dtype": None,
+    "mask_output_row": True,
+}  # the in-repo transformer's own
 TOL = 1e-5  # issue 20: max |difference| from the published code's float32 outputs
 
 
@@ -94,7 +98,8 @@ def fixture_model(tmp_path, config, state, **options) -> SMDMBackbone:
     tokenizer = smdm_word_tokenizer(tmp_path, config["vocab_size"])
     model = SMDMBackbone(init_from=None, tokenizer=tokenizer, **backbone_kwargs(config, **options))
     heads = model.blocks[0].n_heads
-    model.load_state_dict(convert_smdm_state_dict(state, heads, len(tokenizer)))
+    converted = convert_smdm_state_dict(state, heads, len(tokenizer), model.mask_output_row)
+    model.load_state_dict(converted)
     return model.eval()
 
 
@@ -186,9 +191,47 @@ def test_init_from_checkpoint_then_save_load_without_it(
     ckpt.unlink()  # reloading must not read the SMDM checkpoint (nor build the tokenizer)
     loaded = load_backbone(tmp_path / "bb").eval()
     assert loaded.rope_table_dtype == torch.bfloat16 and loaded.norm.eps == 1e-5
+    assert not loaded.mask_output_row
     tokens = golden["input_ids"]
     with torch.no_grad():
         torch.testing.assert_close(loaded(tokens).logits, ours(tokens).logits, rtol=0, atol=0)
+
+
+def test_a_mask_output_row_gets_a_zero_row(tmp_path, fixture_config, published_state, golden):
+    # tiny's default: the output layer has a row for the mask id; converting adds a zero one,
+    # which computes the same logits as SMDM's layout (the mask's logit a constant 0)
+    options = {**SMDM_OPTIONS, "mask_output_row": True}
+    with_row = fixture_model(tmp_path, fixture_config, published_state, **options)
+    without = fixture_model(tmp_path, fixture_config, published_state, **SMDM_OPTIONS)
+    assert with_row.lm_head.weight.shape[0] == without.lm_head.weight.shape[0] + 1
+    assert (with_row.lm_head.weight[-1] == 0).all()
+    tokens = golden["input_ids"]
+    with torch.no_grad():
+        torch.testing.assert_close(with_row(tokens).logits, without(tokens).logits)
+
+
+def test_no_mask_row_needs_the_mask_last(tmp_path):
+    tokenizer = word_tokenizer(12)
+    tokenizer.add_special_tokens({"mask_token": "w3"})  # an id inside the vocabulary
+    with pytest.raises(ValueError, match="mask to be the last id"):
+        SMDMBackbone(
+            init_from=None,
+            tokenizer=tokenizer,
+            **backbone_kwargs(
+                {
+                    "n_embd": 8,
+                    "n_layer": 1,
+                    "n_head": 2,
+                    "intermediate_size": 16,
+                    "block_size": 16,
+                    "n_query_groups": 2,
+                    "rotary_percentage": 1.0,
+                    "_mlp_class": "LLaMAMLP",
+                    "bias": False,
+                },
+                **SMDM_OPTIONS,
+            ),
+        )
 
 
 def test_grouped_query_checkpoints_are_refused():
@@ -224,7 +267,8 @@ def test_smdm_1b_config_has_smdm_shape(compose_cfg):
     llama_sized.add_special_tokens({"mask_token": "<|mdm_mask|>"})
     with torch.device("meta"):  # 1B parameters, no memory
         backbone = instantiate(cfg.backbone, tokenizer=llama_sized)
-    assert backbone.mask_id == 32000 and backbone.lm_head.weight.shape == (32001, 1792)
+    assert cfg.backbone.mask_output_row is False
+    assert backbone.mask_id == 32000 and backbone.lm_head.weight.shape == (32000, 1792)
     embedding = backbone.embed.weight.numel() + backbone.lm_head.weight.numel()
     non_embedding = sum(p.numel() for p in backbone.parameters()) - embedding
     assert round(non_embedding / 1e6) == 1028  # "Diff_LLaMA_1028M"
@@ -242,11 +286,9 @@ def test_smdm_1b_has_the_published_parameter_count(compose_cfg):
     total = sum(p.numel() for p in backbone.parameters())
     embedding = backbone.embed.weight.numel() + backbone.lm_head.weight.numel()
     # The published Diff_LLaMA_1028M: wte 32001 x 1792 (mask row included), lm_head 32000 x 1792,
-    # 1,027,677,952 in the blocks and the final norm: 1,142,367,744 in all. The project's
-    # lm_head has one more row (the mask's, zero when converted): 1792 more parameters.
+    # 1,027,677,952 in the blocks and the final norm: 1,142,367,744 in all.
     assert total - embedding == 1_027_677_952
-    assert total - 1792 == 1_142_367_744
-    assert total == 1_142_369_536
+    assert total == 1_142_367_744
     # the published parameter set, by its shapes, converts onto exactly these shapes
     d, hidden, layers = 1792, 7168, 20
     published = {
@@ -268,7 +310,7 @@ def test_smdm_1b_has_the_published_parameter_count(compose_cfg):
     assert sum(torch.Size(s).numel() for s in published.values()) == 1_142_367_744
     with torch.device("meta"):
         state = {k: torch.empty(s) for k, s in published.items()}
-        converted = convert_smdm_state_dict(state, 14, len(llama_sized))
+        converted = convert_smdm_state_dict(state, 14, len(llama_sized), mask_output_row=False)
     ours = backbone.state_dict()
     assert converted.keys() == ours.keys()
     assert all(converted[k].shape == ours[k].shape for k in ours)
