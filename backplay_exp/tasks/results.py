@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 RESULTS_FILE, SAMPLES_FILE = "results.json", "samples.jsonl"
 # config parts that do not change what a job computes
-NOT_IN_JOB_SIGNATURE = ("paths", "logger", "hydra", "fail_fast")
+NOT_IN_JOB_SIGNATURE = ("paths", "logger", "hydra", "fail_fast", "eval_devices")
 # task flags that say how to run a job, not what it computes
 NOT_IN_TASK_SIGNATURE = ("devices", "reuse")
 
@@ -37,9 +37,9 @@ def output_dir(cfg: DictConfig) -> Path:
 def job_signature(cfg: DictConfig) -> str:
     """Hash of everything in the job config that can change its results.
 
-    How many processes share the decoding (`task.devices`) and whether a cached identical job
-    may be copied (`task.reuse`) change nothing computed: a job resumed with another world
-    size keeps its records.
+    How many processes share the decoding (`task.devices`, `eval_devices`) and whether a
+    cached identical job may be copied (`task.reuse`) change nothing computed: a job resumed
+    with another world size keeps its records.
     """
     plain = OmegaConf.to_container(cfg, resolve=True)
     plain = {k: v for k, v in plain.items() if k not in NOT_IN_JOB_SIGNATURE}

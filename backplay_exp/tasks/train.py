@@ -64,7 +64,7 @@ def fit(
         dirpath=ckpt_dir, save_last=True, every_n_train_steps=recipe.checkpoint_every
     )
     trainer: L.Trainer = instantiate(
-        cfg.trainer,
+        stage_trainer(cfg, recipe),
         max_steps=recipe.max_steps,
         gradient_clip_val=recipe.gradient_clip_val,
         val_check_interval=recipe.val_check_interval,
@@ -84,6 +84,14 @@ def fit(
         )
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     return metrics | {"train_s": time.perf_counter() - start, "steps": trainer.global_step}
+
+
+def stage_trainer(cfg: DictConfig, recipe: DictConfig) -> DictConfig:
+    """The trainer config of a stage: its own `<stage>.trainer`, else the run's `trainer`.
+
+    E.g. `trainer@head_train.trainer=ddp`: head-only training on DDP beside an FSDP SFT.
+    """
+    return recipe.get("trainer") or cfg.trainer
 
 
 def progress_bar(cfg: DictConfig, description: str) -> list[StepProgressBar]:
@@ -205,10 +213,12 @@ def head_spec(cfg: DictConfig) -> dict[str, Any]:
         "readout": {k: cfg.backbone.get(k) for k in READOUT_KEYS},
         "head": cfg.head,
         "artifact": cfg.artifact,
-        "head_train": cfg.head_train,
+        # the stage's own trainer (where it has one) counts only by its precision, as the
+        # run's trainer does for every stage
+        "head_train": {k: v for k, v in cfg.head_train.items() if k != "trainer"},
         "data": cfg.data,
         "seed": cfg.seed,
-        "precision": cfg.trainer.precision,
+        "precision": stage_trainer(cfg, cfg.head_train).precision,
     }
 
 
@@ -303,10 +313,11 @@ def frozen_artifact_data(
     Raises:
         ValueError: on an accelerator other than the CPU (a forked worker cannot use CUDA).
     """
-    if cfg.trainer.accelerator != "cpu":
+    accelerator = stage_trainer(cfg, cfg.head_train).accelerator
+    if accelerator != "cpu":
         raise ValueError(
             "head_train.artifact_workers runs the frozen backbone in forked CPU processes: use "
-            f"it with trainer=cpu or set it to 0 (trainer.accelerator={cfg.trainer.accelerator})"
+            f"it with trainer=cpu or set it to 0 (the head's trainer.accelerator={accelerator})"
         )
     return FrozenArtifactData(
         clean,

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from backplay_exp.tasks.results import job_signature
+from backplay_exp.tasks.train import head_stage_dir, stage_trainer
 from tests.conftest import TINY
 
 ROOT = Path(__file__).parents[2]
@@ -34,8 +36,10 @@ def test_each_job_requests_the_gpus_it_runs_on(compose_cfg, table):
             tiny=False, hydra_cfg=True,
         )  # fmt: skip
         got = request(cfg)
-        # one process per GPU; training: the trainer's devices; eval: the sharded processes
-        used = cfg.trainer.devices if task != "eval" else cfg.task.devices
+        # one process per GPU; training: the stage's trainer's devices; eval: the sharded
+        # processes
+        trainer = stage_trainer(cfg, cfg.head_train) if task == "head" else cfg.trainer
+        used = trainer.devices if task != "eval" else cfg.task.devices
         assert got["tasks_per_node"] == got["gpus_per_node"] == used == 8, (task, got)
         assert got["nodes"] == 1 and got["mem_per_gpu"] == "60GB"
     smaller = compose_cfg(
@@ -43,6 +47,40 @@ def test_each_job_requests_the_gpus_it_runs_on(compose_cfg, table):
         tiny=False, hydra_cfg=True,
     )  # fmt: skip
     assert request(smaller)["gpus_per_node"] == request(smaller)["tasks_per_node"] == 2
+    fewer = compose_cfg(f"+experiment={table}", "eval_devices=4", tiny=False)
+    assert fewer.task.devices == 4
+    # how many processes decode is not what they compute: the same eval job
+    assert job_signature(fewer) == job_signature(compose_cfg(f"+experiment={table}", tiny=False))
+
+
+@pytest.mark.parametrize("table", [t for t in TABLES if not t.startswith("table1")])
+def test_llada_heads_train_on_ddp_beside_an_fsdp_sft(compose_cfg, table):
+    def composed(*overrides):
+        return compose_cfg(
+            f"+experiment={table}", "hydra/launcher=slurm_gpu", *overrides,
+            tiny=False, hydra_cfg=True,
+        )  # fmt: skip
+
+    head = composed("task=head")
+    assert "FSDPStrategy" in head.trainer.strategy._target_  # SFT's
+    trainer = stage_trainer(head, head.head_train)
+    assert "DDPStrategy" in trainer.strategy._target_
+    # the paper's global batch 256: GPUs x per-GPU batch x accumulation
+    assert trainer.devices * head.data.batch_size * trainer.accumulate_grad_batches == 256
+    one = composed("task=head", "head_train.trainer.devices=1")
+    assert request(one)["gpus_per_node"] == request(one)["tasks_per_node"] == 1
+    # how many GPUs train the head is not what the head is: the same cached stage
+    assert head_stage_dir(one) == head_stage_dir(head)
+    assert head_stage_dir(composed("task=head", "head_train.trainer.precision=32")) != (
+        head_stage_dir(head)
+    )
+
+
+def test_without_a_stage_trainer_the_head_uses_the_runs(compose_cfg):
+    cfg = compose_cfg("+experiment=quickstart", "task=head")
+    assert cfg.head_train.get("trainer") is None
+    assert stage_trainer(cfg, cfg.head_train) is cfg.trainer
+    assert cfg.task.devices == cfg.trainer.devices
 
 
 @pytest.mark.slow
