@@ -17,12 +17,12 @@ EMBEDDED = ("quickstart", "t2t_draft_vs_random", "fast_decoding")
 PAPER = [e for e in EXPERIMENTS if e not in EMBEDDED and not e.startswith("toy_")]
 # a paper experiment pointed at the embedded backbone and benchmark (README "On a laptop")
 LAPTOP = [
-    "backbone=tiny", "data=toy", "benchmark=toy", "trainer=cpu",
+    "backbone=tiny", "data=toy", "benchmark=toy", "trainer=cpu", "~trainer@head_train.trainer",
     "benchmark.chat_template=false", "benchmark.gen_length=32", "benchmark.block_length=16",
     "head.d_head=16", "head.n_heads=2", "head.n_layers=1", "head.conv_kernel=5",
     "head_train.max_steps=8", "head_train.val_check_interval=4", "head_train.checkpoint_every=4",
     "t2t.max_steps=8", "t2t.val_check_interval=4", "t2t.checkpoint_every=4",
-    "task.batch_size=12", "task.devices=1",
+    "task.batch_size=12", "eval_devices=1",
 ]  # fmt: skip
 
 
