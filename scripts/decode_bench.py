@@ -79,12 +79,16 @@ def decode_run(args: argparse.Namespace, cache: str, policy_name: str) -> dict[s
         mlp_ratio=2.0, conv_kernel=11, rope_base=10000.0,
     ).eval()  # fmt: skip
     policy = instantiate(OmegaConf.load(CONF / "remask" / f"{policy_name}.yaml"))
+    refresh = args.cache_refresh
     decoder = Decoder(
-        policy, args.gen, args.block, tokens_per_step=args.k, early_stop=False, cache=cache
-    )
+        policy, args.gen, args.block, tokens_per_step=args.k, early_stop=False, cache=cache,
+        cache_refresh=refresh,
+    )  # fmt: skip
     gen = torch.Generator().manual_seed(0)
     prompt = torch.randint(6, 500, (args.batch, args.prompt), generator=gen)
-    warmup = Decoder(policy, args.block, args.block, tokens_per_step=args.k, cache=cache)
+    warmup = Decoder(
+        policy, args.block, args.block, tokens_per_step=args.k, cache=cache, cache_refresh=refresh
+    )
     warmup.generate(backbone, prompt, head=head, generator=gen)  # first-call costs, untimed
     forward, in_head = {"s": 0.0, "n": 0}, {"s": 0.0, "n": 0}
     backbone.decode = timed(backbone.decode, forward)
@@ -145,6 +149,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--head-width", type=int, default=256)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--cache-refresh", choices=("block", "judge"), default="block")
+    parser.add_argument("--policies", nargs="+", choices=POLICIES, default=list(POLICIES))
     parser.add_argument("--step-memory", action="store_true")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--run", nargs=2, help=argparse.SUPPRESS)
@@ -171,7 +177,7 @@ def main() -> None:
             "| policy | cache | tokens/s | s / step | forwards | head share | peak MiB |",
             "|---|---|---|---|---|---|---|",
         ]
-        for policy in POLICIES:
+        for policy in args.policies:
             for cache in CACHES:
                 r = in_subprocess(args, "--run", cache, policy)
                 record[f"{policy}/{cache}"] = r

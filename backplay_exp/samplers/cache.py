@@ -14,11 +14,15 @@ values only from the window's start onward:
   record too.
 
 The record is refreshed at each block start: the window moves, and everything the block before
-committed enters the cached part. Bidirectional attention makes this an approximation: recorded
-keys of cached positions saw the tokens of their time, not the ones committed since (Fast-dLLM
-reports < 1 point of accuracy for it; this project measures it, README). For `backplay` the
-window spans `block_buffer` earlier blocks, which are recomputed every step, since the head may
-remask them.
+committed enters the cached part. With `refresh="judge"` it is also refreshed at every step where a
+correction head judges the window (a remask is due): the head then reads the hidden states of an
+exact forward, while the steps between judgements (commits only) use the cache. Measured on the toy
+(README): with refresh at block starts only, BackPlay at k=2 lost 2.1 ± 0.7 points.
+
+Bidirectional attention makes this an approximation: recorded keys of cached positions saw the
+tokens of their time, not the ones committed since (Fast-dLLM reports < 1 point of accuracy for it;
+this project measures it, README). For `backplay` the window spans `block_buffer` earlier blocks,
+which are recomputed every step, since the head may remask them.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import torch
 from backplay_exp.backbones.kv_cache import KVCache
 
 MODES = ("none", "prefix", "dual")
+REFRESH = ("block", "judge")
 
 
 class DecodeCache:
@@ -35,12 +40,18 @@ class DecodeCache:
 
     Args:
         mode: `none`, `prefix` or `dual`.
+        refresh: `block`: record at each block start; `judge`: also at every step where the
+            head judges (see module doc).
     """
 
-    def __init__(self, mode: str) -> None:
+    def __init__(self, mode: str, refresh: str = "block") -> None:
         if mode not in MODES:
             raise ValueError(f"sampler.cache={mode!r} is not one of {', '.join(MODES)}")
-        self.mode = mode
+        if refresh not in REFRESH:
+            raise ValueError(
+                f"sampler.cache_refresh={refresh!r} is not one of {', '.join(REFRESH)}"
+            )
+        self.mode, self.refresh = mode, refresh
         self.kv: KVCache | None = None if mode == "none" else KVCache()
         self._rows: torch.Tensor | None = None  # rows of the current record
         self.records = 0  # full passes that recorded (one per block and batch)
@@ -49,17 +60,20 @@ class DecodeCache:
         """The next step is the block's first: it records."""
         self._rows = None
 
-    def step(self, rows: torch.Tensor, window_lo: int, block_hi: int) -> KVCache | None:
+    def step(
+        self, rows: torch.Tensor, window_lo: int, block_hi: int, judging: bool = False
+    ) -> KVCache | None:
         """The cache for this step's forward over `rows` (None: a plain full forward).
 
         Args:
             rows: (b,) ascending batch indices of the rows this step decodes.
             window_lo: First position of the look-back window (left of it: cached).
             block_hi: End of the current block (`dual` caches the positions after it).
+            judging: A head judges this step's hidden states (refresh `judge` records).
         """
         if self.kv is None:
             return None
-        if self._rows is None:
+        if self._rows is None or (judging and self.refresh == "judge"):
             self._rows = rows
             self.records += 1
             return self.kv.record()

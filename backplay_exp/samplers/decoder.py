@@ -120,6 +120,8 @@ class Decoder:
         cfg_scale: Classifier-free guidance weight w (0 disables it).
         max_steps_factor: Remasking stops once a block has taken this many times its plain steps.
         cache: Key/value cache `none`, `prefix` or `dual` (`samplers/cache.py`).
+        cache_refresh: When the cache is recorded anew: `block` (each block start) or `judge`
+            (also whenever the head judges, so that it reads an exact forward).
         full_canvas_noise: With temperature > 0, draw the Gumbel noise (and compute logits)
             over the whole sequence, as LLaDA's generate() does, so that its random stream
             and tokens are reproduced; False draws it only where a step can commit.
@@ -138,6 +140,7 @@ class Decoder:
         max_steps_factor: int = 4,
         cache: str = "none",
         full_canvas_noise: bool = False,
+        cache_refresh: str = "block",
     ) -> None:
         if gen_length < 1 or block_length < 1:
             raise ValueError("gen_length and block_length must be >= 1")
@@ -153,13 +156,14 @@ class Decoder:
         self.gen_length, self.block_length = gen_length, block_length
         self.temperature, self.early_stop, self.cfg_scale = temperature, early_stop, cfg_scale
         self.max_steps_factor = max_steps_factor
-        DecodeCache(cache)  # validates the mode
+        DecodeCache(cache, cache_refresh)  # validates the mode
         if cache != "none" and cfg_scale > 0:
             raise ValueError(
                 "classifier-free guidance runs a second, prompt-masked pass that the cache does "
                 "not hold: use sampler.cache=none with sampler.cfg_scale > 0"
             )
         self.cache, self.full_canvas_noise = cache, full_canvas_noise
+        self.cache_refresh = cache_refresh
 
     def describe(self) -> dict[str, Any]:
         """How this decoder commits and caches (written to results.json)."""
@@ -167,6 +171,7 @@ class Decoder:
             "schedule": self.schedule.name,
             "commit_threshold": getattr(self.schedule, "threshold", None),
             "cache": self.cache,
+            "cache_refresh": self.cache_refresh,
         }
 
     def _forward(
@@ -233,7 +238,7 @@ class Decoder:
         num_blocks = -(-self.gen_length // bl)
         max_block_steps = self.max_steps_factor * self.schedule.plain_steps(bl, num_blocks)
         cost = 2 if self.cfg_scale > 0 else 1
-        policy, cache = self.policy, DecodeCache(self.cache)
+        policy, cache = self.policy, DecodeCache(self.cache, self.cache_refresh)
         full_window = self.full_canvas_noise and self.temperature > 0
 
         for block in range(num_blocks):
@@ -260,11 +265,13 @@ class Decoder:
                 xr, sib = x[rows], step_in_block[rows]
                 due = policy.remask_due(step[rows], sib == 0) | judge[rows]
                 due &= sib < max_block_steps  # termination guarantee
+                judging = policy.uses_head and bool(due.any())
+                kv = cache.step(rows, win_lo, hi, judging)
                 logits, hidden = self._forward(
-                    backbone, xr, attn[rows], is_prompt[rows], window, cache.step(rows, win_lo, hi)
+                    backbone, xr, attn[rows], is_prompt[rows], window, kv
                 )  # (b, W, V), (b, T, D)
                 p_err = None
-                if policy.uses_head and due.any():
+                if judging:
                     assert head is not None
                     p_err = 1 - torch.sigmoid(head(hidden, attn[rows]).float())  # (b, T)
                 x_hat, conf = widen(

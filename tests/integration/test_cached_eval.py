@@ -34,9 +34,12 @@ def test_backplay_with_threshold_and_prefix_cache_runs(compose_cfg):
         "remask=backplay_toy",
         "sampler=threshold",
         "sampler.cache=prefix",
+        "sampler.cache_refresh=judge",
         "head_train.max_steps=4",
         "head_train.val_check_interval=2",
         "head_train.checkpoint_every=2",
     )
     metrics = run_task(cfg)
     assert 0 <= metrics["accuracy"] <= 1 and metrics["nfe_mean"] >= 1
+    results = json.loads((Path(cfg.paths.output_dir) / "results.json").read_text())
+    assert (results["cache"], results["cache_refresh"]) == ("prefix", "judge")

@@ -66,6 +66,22 @@ def test_refresh_rule_by_hand():
         DecodeCache("full")
 
 
+def test_judge_refresh_records_when_the_head_judges():
+    rows = torch.tensor([0, 1])
+    for refresh, records in (("block", 1), ("judge", 2)):
+        cache = DecodeCache("prefix", refresh)
+        cache.start_block()
+        cache.step(rows, 5, 9).tapped(torch.zeros(2, 17, 4))  # block start: records
+        assert not cache.step(rows, 5, 9).recording  # a commit-only step: cached
+        kv = cache.step(torch.tensor([1]), 5, 9, judging=True)  # the head judges this step
+        assert kv.recording == (refresh == "judge") and cache.records == records
+        if kv.recording:  # the new record holds the rows still decoding
+            kv.tapped(torch.zeros(1, 17, 4))
+            assert cache.step(torch.tensor([1]), 5, 9).rows is None
+    with pytest.raises(ValueError, match=r"sampler\.cache_refresh='step' is not one of"):
+        DecodeCache("prefix", "step")
+
+
 def spans(backbone):
     """Records `(recording, first computed position, positions computed)` of each decode."""
     calls = []
