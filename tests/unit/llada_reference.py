@@ -1,30 +1,30 @@
-"""LLaDA's reference sampler, verbatim in logic from github.com/ML-GSAI/LLaDA generate.py (MIT).
+"""An independent oracle of LLaDA's published sampler (ML-GSAI/LLaDA `generate.py`, MIT).
 
-Kept here only as the oracle that `schedule=llada` must reproduce token for token.
+Written here from the algorithm, not copied: semi-autoregressive blocks, a fixed number of
+steps per block, at each step the whole canvas is scored and the `n` most confident masked
+positions of the current block are committed, `n` spreading the block's masks evenly over its
+steps (the first `masks % steps` steps take one more). It draws its random numbers exactly as
+the published code does (one float64 uniform per logit per step for Gumbel noise, one float32
+uniform per position for `random` remasking), so `sampler=llada` must match it token for token.
 """
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
 
-def add_gumbel_noise(logits, temperature):
-    if temperature == 0:
-        return logits
-    logits = logits.to(torch.float64)
-    noise = torch.rand_like(logits, dtype=torch.float64)
-    gumbel_noise = (-torch.log(noise)) ** temperature
-    return logits.exp() / gumbel_noise
+def _per_step_counts(block_masks: torch.Tensor, steps: int) -> torch.Tensor:
+    """(B, steps) tokens to commit at each step of a block holding `block_masks` (B, bl) masks."""
+    total = block_masks.sum(-1, keepdim=True)  # (B, 1)
+    extra = torch.arange(steps)[None, :] < total % steps  # (B, steps)
+    return total // steps + extra.long()
 
 
-def get_num_transfer_tokens(mask_index, steps):
-    mask_num = mask_index.sum(dim=1, keepdim=True)
-    base = mask_num // steps
-    remainder = mask_num % steps
-    num_transfer_tokens = torch.zeros(mask_num.size(0), steps, dtype=torch.int64) + base
-    for i in range(mask_num.size(0)):
-        num_transfer_tokens[i, : remainder[i]] += 1
-    return num_transfer_tokens
+def _noisy_argmax(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Gumbel-max in LLaDA's form: argmax of exp(logit) / (-log u) ** temperature, float64."""
+    if not temperature:  # plain argmax
+        return logits.argmax(-1)
+    scaled = logits.double().exp()
+    u = torch.rand_like(scaled)  # float64, like the logits
+    return (scaled / (-u.log()) ** temperature).argmax(-1)
 
 
 @torch.no_grad()
@@ -39,43 +39,37 @@ def generate(
     remasking="low_confidence",
     mask_id=126336,
 ):
-    x = torch.full((1, prompt.shape[1] + gen_length), mask_id, dtype=torch.long)
-    x[:, : prompt.shape[1]] = prompt.clone()
-    prompt_index = x != mask_id
-    assert gen_length % block_length == 0
-    num_blocks = gen_length // block_length
-    assert steps % num_blocks == 0
-    steps = steps // num_blocks
-    for num_block in range(num_blocks):
-        start = prompt.shape[1] + num_block * block_length
-        block_mask_index = x[:, start : start + block_length] == mask_id
-        num_transfer_tokens = get_num_transfer_tokens(block_mask_index, steps)
-        for i in range(steps):
-            mask_index = x == mask_id
-            if cfg_scale > 0.0:
-                un_x = x.clone()
-                un_x[prompt_index] = mask_id
-                x_ = torch.cat([x, un_x], dim=0)
-                logits = model(x_).logits
-                logits, un_logits = torch.chunk(logits, 2, dim=0)
-                logits = un_logits + (cfg_scale + 1) * (logits - un_logits)
+    """Decode `gen_length` tokens after `prompt` (1, P); returns the (1, P + gen_length) canvas."""
+    if gen_length % block_length or steps % (gen_length // block_length):
+        raise ValueError("gen_length must split into blocks, and steps evenly over them")
+    if remasking not in ("low_confidence", "random"):
+        raise ValueError(f"remasking={remasking!r}: low_confidence or random")
+    n_prompt, n_blocks = prompt.shape[1], gen_length // block_length
+    canvas = torch.cat([prompt, torch.full((1, gen_length), mask_id, dtype=torch.long)], dim=1)
+    is_prompt = torch.zeros_like(canvas, dtype=torch.bool)
+    is_prompt[:, :n_prompt] = True
+    per_block = steps // n_blocks
+    for b in range(n_blocks):
+        lo, hi = n_prompt + b * block_length, n_prompt + (b + 1) * block_length
+        counts = _per_step_counts(canvas[:, lo:hi] == mask_id, per_block)
+        for s in range(per_block):
+            masked = canvas == mask_id
+            if cfg_scale > 0:
+                unconditional = canvas.masked_fill(is_prompt, mask_id)
+                cond, uncond = model(torch.cat([canvas, unconditional])).logits.chunk(2)
+                logits = uncond + (cfg_scale + 1) * (cond - uncond)
             else:
-                logits = model(x).logits
-            logits_with_noise = add_gumbel_noise(logits, temperature=temperature)
-            x0 = torch.argmax(logits_with_noise, dim=-1)
+                logits = model(canvas).logits
+            guess = _noisy_argmax(logits, temperature)
             if remasking == "low_confidence":
-                p = F.softmax(logits.to(torch.float64), dim=-1)
-                x0_p = torch.squeeze(torch.gather(p, dim=-1, index=torch.unsqueeze(x0, -1)), -1)
-            elif remasking == "random":
-                x0_p = torch.rand((x0.shape[0], x0.shape[1]))
+                probs = logits.double().softmax(-1)
+                score = probs.gather(-1, guess[..., None]).squeeze(-1)
             else:
-                raise NotImplementedError(remasking)
-            x0_p[:, start + block_length :] = -np.inf
-            x0 = torch.where(mask_index, x0, x)
-            confidence = torch.where(mask_index, x0_p, -np.inf)
-            transfer_index = torch.zeros_like(x0, dtype=torch.bool)
-            for j in range(confidence.shape[0]):
-                _, select_index = torch.topk(confidence[j], k=num_transfer_tokens[j, i])
-                transfer_index[j, select_index] = True
-            x[transfer_index] = x0[transfer_index]
-    return x
+                score = torch.rand(guess.shape)
+            score = score.masked_fill(~masked, float("-inf"))
+            score[:, hi:] = float("-inf")  # nothing right of the current block
+            guess = torch.where(masked, guess, canvas)
+            for row in range(canvas.shape[0]):
+                picked = score[row].topk(int(counts[row, s])).indices
+                canvas[row, picked] = guess[row, picked]
+    return canvas
