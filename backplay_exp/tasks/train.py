@@ -63,13 +63,14 @@ def fit(
     checkpoint = ModelCheckpoint(
         dirpath=ckpt_dir, save_last=True, every_n_train_steps=recipe.checkpoint_every
     )
+    trainer_cfg = stage_trainer(cfg, recipe)
     trainer: L.Trainer = instantiate(
-        stage_trainer(cfg, recipe),
+        trainer_cfg,
         max_steps=recipe.max_steps,
         gradient_clip_val=recipe.gradient_clip_val,
         val_check_interval=recipe.val_check_interval,
         check_val_every_n_epoch=None,
-        callbacks=[checkpoint, *progress_bar(cfg, description)],
+        callbacks=[checkpoint, *progress_bar(cfg, trainer_cfg, description)],
         logger=instantiate_loggers(cfg.logger, out) or False,
         default_root_dir=str(out),
     )
@@ -94,9 +95,14 @@ def stage_trainer(cfg: DictConfig, recipe: DictConfig) -> DictConfig:
     return recipe.get("trainer") or cfg.trainer
 
 
-def progress_bar(cfg: DictConfig, description: str) -> list[StepProgressBar]:
-    """The stage's progress bar over its steps, redrawn every `progress_every` steps."""
-    if not cfg.trainer.get("enable_progress_bar", True):
+def progress_bar(
+    cfg: DictConfig, trainer_cfg: DictConfig, description: str
+) -> list[StepProgressBar]:
+    """The stage's progress bar over its steps, redrawn every `progress_every` steps.
+
+    None where the stage's trainer (`trainer_cfg`) disables progress bars.
+    """
+    if not trainer_cfg.get("enable_progress_bar", True):
         return []
     return [StepProgressBar(description, int(cfg.get("progress_every", 1)))]
 
