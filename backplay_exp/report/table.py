@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from backplay_exp.report.aggregate import Cell, cells, mean_ci
+from backplay_exp.report.variants import mark_variants
 from backplay_exp.tasks.results import RESULTS_FILE
 
 log = logging.getLogger(__name__)
@@ -68,12 +69,17 @@ SUMMARY_FIELDS = (
 
 
 def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
-    """Every `results.json` under `sweep_dir`, with its job directory, in path order."""
+    """Every `results.json` under `sweep_dir`, with its job directory, in path order.
+
+    Jobs of one row that differ in a swept setting other than the seed get a `variant`
+    (`mark_variants`), so they are rows of their own, not seeds of one cell.
+    """
     results = []
     for path in sorted(Path(sweep_dir).rglob(RESULTS_FILE)):
         record = json.loads(path.read_text())
         record["job_dir"] = str(path.parent)
         results.append(record)
+    mark_variants(results, method_label)
     return results
 
 
@@ -96,6 +102,8 @@ def method_label(result: dict[str, Any]) -> str:
         decoding.append(f"threshold {result['commit_threshold']}")
     if result.get("cache", "none") != "none":
         decoding.append(f"{result['cache']} cache")
+    if result.get("variant"):
+        decoding.append(result["variant"])
     return f"{label} ({', '.join(decoding)})" if decoding else label
 
 
@@ -158,6 +166,8 @@ def markdown_table(results: Sequence[dict[str, Any]]) -> str:
     are known, mean edits per problem that fixed / broke a token.
     """
     evals = eval_results(results)
+    if not evals:
+        return training_table(results)
     table, seeds = seed_cells(results)
     bench = sorted({str(r.get("benchmark")) for r in evals})
     sizes = sorted({int(r["n"]) for r in evals if r.get("n") is not None})
@@ -180,6 +190,29 @@ def markdown_table(results: Sequence[dict[str, Any]]) -> str:
             *_grid(table, _edit_cell, seeds),
         ]
     return "\n".join(lines) + "\n"
+
+
+def training_table(results: Sequence[dict[str, Any]]) -> str:
+    """A sweep of training jobs only (`task=head`, ...): their validation metrics.
+
+    One row per finished job, and for several jobs their mean ± 95% interval.
+    """
+    jobs = [r for r in results if r.get("status") == "ok"]
+    metrics = sorted({k for r in jobs for k in r if k.startswith("val/")})
+    head = "| job | seed | " + " | ".join(metrics) + " |"
+    rows = [head, "|---|---|" + "---|" * len(metrics)]
+    for r in jobs:
+        values = (f"{r[m]:.4f}" if isinstance(r.get(m), float) else "" for m in metrics)
+        rows.append(f"| {r.get('stage', r.get('task'))} | {r.get('seed')} | {' | '.join(values)} |")
+    if len(jobs) > 1:
+        stats = []
+        for m in metrics:
+            values = [r[m] for r in jobs if isinstance(r.get(m), float)]
+            stats.append("{:.4f} ± {:.4f}".format(*mean_ci(values)) if values else "")
+        rows.append(f"| mean ± 95% CI | n={len(jobs)} | {' | '.join(stats)} |")
+    failed = len(results) - len(jobs)
+    caption = "Training jobs: validation metrics" + (f" ({failed} failed)." if failed else ".")
+    return "\n".join([caption, "", *rows]) + "\n"
 
 
 def summary_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

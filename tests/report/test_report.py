@@ -149,3 +149,35 @@ def test_plot_points_carry_the_intervals(seeds_sweep):
     one_seed = [r for r in collect(seeds_sweep) if r["seed"] == 0]
     (single,) = pareto_points(one_seed)["head(lbc) + backplay"]
     assert (single.accuracy, single.accuracy_err, single.nfe_err) == (50.0, 0.0, 0.0)  # no bars
+
+
+def test_a_swept_setting_is_a_row_of_its_own_not_a_seed(tmp_path):
+    # remask.threshold swept at one seed, and seeds 0/1 at one threshold: the thresholds are
+    # rows (never averaged together as if seeds), the seeds are one cell
+    runs = [(0.98, 0, 0.8, 13.0), (0.99, 0, 0.7, 11.0), (0.99, 1, 0.5, 9.0)]
+    for i, (tau, seed, acc, nfe) in enumerate(runs):
+        job = tmp_path / str(i)
+        (job / ".hydra").mkdir(parents=True)
+        (job / "results.json").write_text(
+            json.dumps(result("sft", "random", 4, acc, nfe) | {"seed": seed})
+        )
+        (job / ".hydra" / "overrides.yaml").write_text(
+            f"- +experiment=quickstart\n- remask=random_toy\n- sampler.tokens_per_step=4\n"
+            f"- seed={seed}\n- remask.threshold={tau}\n"
+        )
+    table = write_report(tmp_path)
+    assert "| SFT + random (remask.threshold=0.98) | 80.0 ± 0.0 / 13.0 ± 0.0 (n=1) |" in table
+    # 70 and 50: mean 60, sd 14.14, t(0.975, 1) = 12.706 -> 127.06; NFE 11 and 9 -> 12.7
+    assert "| SFT + random (remask.threshold=0.99) | 60.0 ± 127.1 / 10.0 ± 12.7 (n=2) |" in table
+
+
+def test_a_sweep_of_training_jobs_reports_their_validation_metrics(tmp_path):
+    for seed, auroc in enumerate([0.99, 0.98, 0.97]):
+        (tmp_path / str(seed)).mkdir()
+        job = {"task": "head", "status": "ok", "stage": f"head/{seed}", "seed": seed,
+               "val/head_auroc": auroc}  # fmt: skip
+        (tmp_path / str(seed) / "results.json").write_text(json.dumps(job))
+    table = write_report(tmp_path)
+    assert "| head/1 | 1 | 0.9800 |" in table
+    # 0.99/0.98/0.97: mean 0.98, sd 0.01 -> 4.3027 * 0.01 / sqrt(3) = 0.0248
+    assert "| mean ± 95% CI | n=3 | 0.9800 ± 0.0248 |" in table
