@@ -20,10 +20,14 @@ def _overrides(job_dir: Path) -> dict[str, str]:
     path = job_dir / ".hydra" / "overrides.yaml"
     if not path.exists():
         return {}
+    from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
-    pairs = (str(o).split("=", 1) for o in OmegaConf.load(path))
-    return {k.lstrip("+~"): v for k, v in (p for p in pairs if len(p) == 2)}
+    parsed = OverridesParser.create().parse_overrides([str(o) for o in OmegaConf.load(path)])
+    return {
+        o.key_or_group: "(deleted)" if o.is_delete() else o.get_value_element_as_str()
+        for o in parsed
+    }
 
 
 def mark_variants(results: list[dict[str, Any]], label: Callable[[dict[str, Any]], str]) -> None:
@@ -42,6 +46,7 @@ def mark_variants(results: list[dict[str, Any]], label: Callable[[dict[str, Any]
         overrides = [_overrides(Path(j["job_dir"])) if "job_dir" in j else {} for j in jobs]
         keys = sorted({k for o in overrides for k in o} - set(NOT_A_VARIANT))
         differ = [k for k in keys if len({o.get(k) for o in overrides}) > 1]
+        if not differ:
+            continue
         for job, o in zip(jobs, overrides, strict=True):
-            if differ:
-                job["variant"] = ", ".join(f"{k}={o.get(k, '(default)')}" for k in differ)
+            job["variant"] = ", ".join(f"{k}={o.get(k, '(default)')}" for k in differ)
