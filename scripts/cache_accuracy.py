@@ -1,7 +1,7 @@
 """What a key/value cache costs in accuracy: cached vs uncached decoding of the same problems.
 
     python -m backplay_exp +experiment=quickstart benchmark.n_problems=1024
-        sampler.cache=none,prefix,dual hydra.sweep.dir=multirun/cache_accuracy
+        sampler/cache=none,prefix,dual hydra.sweep.dir=multirun/cache_accuracy
     python scripts/cache_accuracy.py multirun/cache_accuracy
 
 Reads the sweep's `results.json` / `samples.jsonl` and prints, per policy and k, each cache's

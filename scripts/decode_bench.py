@@ -69,6 +69,7 @@ def decode_run(args: argparse.Namespace, cache: str, policy_name: str) -> dict[s
 
     from backplay_exp.heads.transformer import CorrectionHead
     from backplay_exp.samplers.decoder import Decoder
+    from backplay_exp.samplers.stop import StopRule
 
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -79,16 +80,20 @@ def decode_run(args: argparse.Namespace, cache: str, policy_name: str) -> dict[s
         mlp_ratio=2.0, conv_kernel=11, rope_base=10000.0,
     ).eval()  # fmt: skip
     policy = instantiate(OmegaConf.load(CONF / "remask" / f"{policy_name}.yaml"))
-    refresh = args.cache_refresh
+
+    def cache_policy():
+        node = OmegaConf.load(CONF / "sampler" / "cache" / f"{cache}.yaml")
+        if "refresh_on_judge" in node:
+            node.refresh_on_judge = args.cache_refresh == "judge"
+        return instantiate(node)
+
     decoder = Decoder(
-        policy, args.gen, args.block, tokens_per_step=args.k, early_stop=False, cache=cache,
-        cache_refresh=refresh,
+        policy, args.gen, args.block, tokens_per_step=args.k, cache=cache_policy(),
+        stop=StopRule(early_stop=False),
     )  # fmt: skip
     gen = torch.Generator().manual_seed(0)
     prompt = torch.randint(6, 500, (args.batch, args.prompt), generator=gen)
-    warmup = Decoder(
-        policy, args.block, args.block, tokens_per_step=args.k, cache=cache, cache_refresh=refresh
-    )
+    warmup = Decoder(policy, args.block, args.block, tokens_per_step=args.k, cache=cache_policy())
     warmup.generate(backbone, prompt, head=head, generator=gen)  # first-call costs, untimed
     forward, in_head = {"s": 0.0, "n": 0}, {"s": 0.0, "n": 0}
     backbone.decode = timed(backbone.decode, forward)

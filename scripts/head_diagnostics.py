@@ -30,27 +30,27 @@ from torchmetrics.functional.classification import binary_auroc
 
 from backplay_exp.data.collate import encode_prompts
 from backplay_exp.samplers.decoder import Decoder
-from backplay_exp.samplers.policies import BackplayPolicy, StepState
+from backplay_exp.samplers.remaskers import HeadRemasker
+from backplay_exp.samplers.state import Head, Step
 from backplay_exp.tasks.eval import reference_tokens
 from backplay_exp.tasks.models import decoding_model
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
-class Recording(BackplayPolicy):
-    """The configured BackPlay policy, keeping what it saw at every step it judged."""
+class Recording(HeadRemasker):
+    """The configured BackPlay remasker, keeping what it saw at every step it judged."""
 
-    def __init__(self, policy: BackplayPolicy) -> None:
-        self.__dict__.update(policy.__dict__)
-        self.inner, self.steps = policy, []
+    def __init__(self, remasker: HeadRemasker) -> None:
+        self.__dict__.update(remasker.__dict__)
+        self.inner, self.steps = remasker, []
 
-    def remask(self, state: StepState, generator=None):
-        """Judge as the policy does; record x, the window, e and the remasks of due rows."""
-        remask = self.inner.remask(state, generator)
-        if state.p_err is not None and state.due.any():
-            due = state.due
-            chosen = remask[due] if remask is not None else torch.zeros_like(state.x[due])
-            self.steps.append((state.x[due], state.committed[due], state.p_err[due], chosen))
+    def select(self, step: Step, head: Head | None, generator=None) -> torch.Tensor:
+        """Judge as the remasker does; record x, the window, e and the remasks of due rows."""
+        remask = self.inner.select(step, head, generator)
+        if step.due.any():
+            due, p_err = step.due, self.inner.error_scores(step, head, generator)
+            self.steps.append((step.x[due], step.committed[due], p_err[due], remask[due]))
         return remask
 
 
@@ -76,10 +76,10 @@ def main() -> None:
     with open_dict(cfg):
         cfg.paths.output_dir = "/tmp/head_diagnostics"
     policy = instantiate(cfg.remask)
-    if not isinstance(policy, BackplayPolicy) or not policy.uses_head:
+    if not isinstance(policy, HeadRemasker) or not policy.uses_head:
         sys.exit("give a remask policy that uses the head (remask=backplay_toy)")
     recording = Recording(policy)
-    decoder: Decoder = instantiate(cfg.sampler, policy=recording)
+    decoder: Decoder = instantiate(cfg.sampler, remasker=recording)
     backbone, head, _ = decoding_model(cfg, True)
     backbone.eval(), head.eval()
     bench = instantiate(cfg.benchmark)
@@ -105,7 +105,7 @@ def main() -> None:
     texts = [tok.decode(r, skip_special_tokens=True) for r in out.tokens]
     verdicts = bench.score(problems, [bench.cut(t) for t in texts])
     final_wrong = sum(not v.correct for v in verdicts)
-    plain = decoder.schedule.plain_steps(decoder.block_length, 1) * (
+    plain = decoder.commit.plain_steps(decoder.block_length, 1) * (
         -(-decoder.gen_length // decoder.block_length)
     )
     slow = int((out.nfe > 2 * plain).sum())

@@ -93,7 +93,7 @@ def decode_step_times(cfg, trained: bool, repeats: int) -> dict[str, float]:
     out = {}
     for name in ("confidence", "backplay"):
         remask = OmegaConf.load(CONF / "remask" / f"{name}.yaml")
-        decoder: Decoder = instantiate(cfg.sampler, policy=instantiate(remask))
+        decoder: Decoder = instantiate(cfg.sampler, remasker=instantiate(remask))
         per_step = []
         for _ in range(repeats):
             calls["n"] = 0

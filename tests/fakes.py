@@ -8,7 +8,9 @@ from backplay_exp.backbones.base import Backbone, BackboneOutput
 from backplay_exp.backbones.tiny import TinyBackbone
 from backplay_exp.data.tokenizer import char_tokenizer
 from backplay_exp.samplers.decoder import Decoder
-from backplay_exp.samplers.policies import BackplayPolicy
+from backplay_exp.samplers.remaskers import HeadRemasker
+from backplay_exp.samplers.state import Step
+from backplay_exp.samplers.stop import StopRule
 
 
 def tok_id(tokenizer, char: str) -> int:
@@ -107,8 +109,8 @@ class DisagreeingBackbone(TableBackbone):
         return out
 
 
-def backplay_policy(cls=BackplayPolicy, **kw):
-    """`cls` (a BackplayPolicy) with test defaults: τ 0.5, K 2, every step, buffer 4, no
+def backplay_policy(cls=HeadRemasker, **kw):
+    """`cls` (a HeadRemasker) with test defaults: τ 0.5, K 2, every step, buffer 4, no
     memory/checks."""
     args = dict(
         threshold=0.5,
@@ -122,9 +124,15 @@ def backplay_policy(cls=BackplayPolicy, **kw):
     return cls(**(args | kw))
 
 
-def decode(bb, head, pol, gen=4, block=2, k=1, **kw):
-    """Decode the one-token prompt "x" with `pol` (and `head`) on a table backbone."""
-    dec = Decoder(pol, gen_length=gen, block_length=block, tokens_per_step=k, **kw)
+def stop_rule(early_stop=True, max_steps_factor=4):
+    """The decoder's stop rule with METHOD.md's defaults."""
+    return StopRule(early_stop=early_stop, max_steps_factor=max_steps_factor)
+
+
+def decode(bb, head, pol, gen=4, block=2, k=1, early_stop=True, max_steps_factor=4, **kw):
+    """Decode the one-token prompt "x" with remasker `pol` (and `head`) on a table backbone."""
+    stop = stop_rule(early_stop, max_steps_factor)
+    dec = Decoder(pol, gen_length=gen, block_length=block, tokens_per_step=k, stop=stop, **kw)
     prompt = torch.tensor([[tok_id(bb.tokenizer, "x")]])
     return dec.generate(bb, prompt, head=head)
 
@@ -147,3 +155,36 @@ def small_tiny(
         init_std=0.3,
         tap_layer=tap_layer,
     ).eval()
+
+
+class ErrorHead:
+    """A head that returns the logits of given error probabilities `p_err` (b, T)."""
+
+    def __init__(self, p_err):
+        self.p_err = p_err.clamp(1e-6, 1 - 1e-6)
+
+    def __call__(self, hidden, attention_mask=None):
+        return torch.log((1 - self.p_err) / self.p_err)  # logit of "correct"
+
+
+def make_step(x, committed, due, step, last_remask, **kw):
+    """A decoding `Step` of hand-made tensors (the other fields: neutral defaults)."""
+    zeros = torch.zeros_like(x, dtype=torch.bool)
+    fields = dict(
+        rows=torch.arange(len(x)),
+        x=x,
+        attn=torch.ones_like(zeros),
+        hidden=torch.zeros(*x.shape, 1),
+        x_hat=x,
+        conf=torch.zeros(x.shape, dtype=torch.float64),
+        masked=zeros,
+        committed=committed,
+        candidates=zeros,
+        visible_block=zeros,
+        step=step,
+        in_block=torch.zeros_like(step),
+        due=due,
+        uncapped=torch.ones_like(due),
+        last_remask=last_remask,
+    )
+    return Step(**(fields | kw))

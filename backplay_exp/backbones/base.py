@@ -139,7 +139,7 @@ class Backbone(nn.Module):
         """
         if cache is not None:
             raise ValueError(
-                f"{type(self).__name__} has no key/value cache: use sampler.cache=none "
+                f"{type(self).__name__} has no key/value cache: use sampler/cache=none "
                 "(caches need a backbone with native attention: tiny, smdm_1b, llada_8b, dream_7b)"
             )
         out = self(tokens, attention_mask)

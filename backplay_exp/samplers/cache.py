@@ -1,28 +1,32 @@
-"""The decoder's key/value cache and its refresh rule (`sampler.cache`; METHOD.md section 6).
+"""The cache policy (config group `sampler/cache`): what each step recomputes, and when.
+
+METHOD.md section 6: which span of positions a step's forward recomputes, and when the record of
+keys and values is refreshed.
 
 Positions left of the look-back window (the prompt and every block before the window) can no
-longer change: no policy commits, remasks or edits there. A step therefore needs fresh keys and
+longer change: no remasker, commit or edit touches them. A step therefore needs fresh keys and
 values only from the window's start onward:
 
-- `none`: every step is a full forward pass.
-- `prefix` (Fast-dLLM's prefix cache): the first step of each block is a full pass that records
-  every layer's keys and values; the block's later steps recompute positions from the window's
-  start to the end of the sequence and attend to the recorded keys/values of the positions left
-  of the window.
-- `dual` (Fast-dLLM's dual cache): the same, but later steps recompute only the window through
-  the end of the current block; the still-masked suffix right of the block is read from the
-  record too.
+- `NoCache` (`none`): every step is a full forward pass.
+- `PrefixCache` (`prefix`, Fast-dLLM's prefix cache): the first step of each block is a full pass
+  that records every layer's keys and values; the block's later steps recompute positions from
+  the window's start to the end of the sequence and attend to the recorded keys/values of the
+  positions left of the window.
+- `DualCache` (`dual`, Fast-dLLM's dual cache): the same, but later steps recompute only the
+  window through the end of the current block; the still-masked suffix is read from the record.
 
-The record is refreshed at each block start: the window moves, and everything the block before
-committed enters the cached part. With `refresh="judge"` it is also refreshed at every step where a
-correction head judges the window (a remask is due): the head then reads the hidden states of an
-exact forward, while the steps between judgements (commits only) use the cache. Measured on the toy
-(README): with refresh at block starts only, BackPlay at k=2 lost 2.1 ± 0.7 points.
+With `refresh_on_judge` the record is also refreshed at every step where a correction head judges
+(`Remasker.judges`): the head then reads the hidden states of an exact forward, while the steps
+between judgements (commits only) use the cache. Measured on the toy (README): refreshing at
+block starts only, BackPlay at k=2 lost 2.1 ± 0.7 points.
 
 Bidirectional attention makes this an approximation: recorded keys of cached positions saw the
-tokens of their time, not the ones committed since (Fast-dLLM reports < 1 point of accuracy for it;
-this project measures it, README). For `backplay` the window spans `block_buffer` earlier blocks,
-which are recomputed every step, since the head may remask them.
+tokens of their time, not the ones committed since (Fast-dLLM reports < 1 point of accuracy for
+it). A remasker's window spans `block_buffer` earlier blocks, which are recomputed every step.
+
+A cache policy is one class: `reset` (a new batch), `start_block`, `step`, which returns the
+`KVCache` that the step's forward records into or reads from (None: a plain forward), and
+`release` (after the batch: a record holds every layer's keys and values).
 """
 
 from __future__ import annotations
@@ -31,34 +35,27 @@ import torch
 
 from backplay_exp.backbones.kv_cache import KVCache
 
-MODES = ("none", "prefix", "dual")
-REFRESH = ("block", "judge")
 
+class NoCache:
+    """Every step is a full forward pass."""
 
-class DecodeCache:
-    """Which forward each step of a block runs: record, or a cached span (see module doc).
+    name = "none"
+    # classifier-free guidance runs a second, prompt-masked pass that no record holds
+    supports_guidance = True
+    refresh_on_judge = False
 
-    Args:
-        mode: `none`, `prefix` or `dual`.
-        refresh: `block`: record at each block start; `judge`: also at every step where the
-            head judges (see module doc).
-    """
+    def __init__(self) -> None:
+        self.reset()
 
-    def __init__(self, mode: str, refresh: str = "block") -> None:
-        if mode not in MODES:
-            raise ValueError(f"sampler.cache={mode!r} is not one of {', '.join(MODES)}")
-        if refresh not in REFRESH:
-            raise ValueError(
-                f"sampler.cache_refresh={refresh!r} is not one of {', '.join(REFRESH)}"
-            )
-        self.mode, self.refresh = mode, refresh
-        self.kv: KVCache | None = None if mode == "none" else KVCache()
-        self._rows: torch.Tensor | None = None  # rows of the current record
-        self.records = 0  # full passes that recorded (one per block and batch)
+    def reset(self) -> None:
+        """A new batch: nothing recorded yet."""
+        self.records = 0  # full passes that recorded (one per block and batch, at least)
+
+    def release(self) -> None:
+        """The batch is done: free what it recorded (its counts stay)."""
 
     def start_block(self) -> None:
-        """The next step is the block's first: it records."""
-        self._rows = None
+        """The next step is the block's first."""
 
     def step(
         self, rows: torch.Tensor, window_lo: int, block_hi: int, judging: bool = False
@@ -68,12 +65,52 @@ class DecodeCache:
         Args:
             rows: (b,) ascending batch indices of the rows this step decodes.
             window_lo: First position of the look-back window (left of it: cached).
-            block_hi: End of the current block (`dual` caches the positions after it).
-            judging: A head judges this step's hidden states (refresh `judge` records).
+            block_hi: End of the current block.
+            judging: A head judges this step's hidden states.
         """
-        if self.kv is None:
-            return None
-        if self._rows is None or (judging and self.refresh == "judge"):
+        return None
+
+
+class PrefixCache(NoCache):
+    """Fast-dLLM's prefix cache (see module doc).
+
+    Args:
+        refresh_on_judge: Also record at every step where the head judges.
+    """
+
+    name = "prefix"
+    supports_guidance = False
+
+    def __init__(self, refresh_on_judge: bool = False) -> None:
+        self.refresh_on_judge = refresh_on_judge
+        super().__init__()
+
+    def reset(self) -> None:
+        """A new batch: a fresh, empty record."""
+        super().reset()
+        self.release()
+
+    def release(self) -> None:
+        """Free the record."""
+        self.kv = KVCache()
+        self._rows: torch.Tensor | None = None  # rows of the current record
+
+    def start_block(self) -> None:
+        """The next step is the block's first: it records."""
+        self._rows = None
+
+    def span_end(self, block_hi: int) -> int | None:
+        """End of the positions a cached step recomputes (None: the end of the sequence)."""
+        return None
+
+    def step(
+        self, rows: torch.Tensor, window_lo: int, block_hi: int, judging: bool = False
+    ) -> KVCache | None:
+        """Record, or compute the span from the window's start (the rest read from the record).
+
+        A block's first step records, and with `refresh_on_judge` so does every judged step.
+        """
+        if self._rows is None or (judging and self.refresh_on_judge):
             self._rows = rows
             self.records += 1
             return self.kv.record()
@@ -81,4 +118,14 @@ class DecodeCache:
             raise RuntimeError("a row joined the block after its cache was recorded")
         same = len(rows) == len(self._rows)
         local = None if same else torch.searchsorted(self._rows, rows)  # (b,) into the record
-        return self.kv.span(window_lo, block_hi if self.mode == "dual" else None, local)
+        return self.kv.span(window_lo, self.span_end(block_hi), local)
+
+
+class DualCache(PrefixCache):
+    """Fast-dLLM's dual cache: the masked suffix right of the block is read from the record too."""
+
+    name = "dual"
+
+    def span_end(self, block_hi: int) -> int | None:
+        """A cached step recomputes the window through the end of the current block."""
+        return block_hi

@@ -1,4 +1,6 @@
-"""Pure tensor steps of the denoising loop: propose tokens, rank, pick the top-n per row.
+"""Pure tensor steps of the denoising loop: propose, rank, pick the top-n per row, widen.
+
+`widen` puts a window's proposals back onto the whole sequence.
 
 METHOD.md section 6: candidate `x̂_i = argmax(logits_i + temperature * Gumbel)` (LLaDA's float64
 form `exp(logits) / (-log u)^temperature`), confidence `c_i = softmax(logits_i)[x̂_i]` from the
@@ -68,3 +70,20 @@ def select_top(
     idx = masked.topk(k, dim=-1).indices  # (B, k)
     keep = torch.arange(k, device=scores.device)[None, :] < counts[:, None]  # (B, k)
     return selected.scatter(1, idx, keep)
+
+
+def widen(
+    x_hat: torch.Tensor, confidence: torch.Tensor, x: torch.Tensor, window: tuple[int, int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Window proposals (b, W) onto the whole sequence (b, T).
+
+    Outside the window the proposal is the current token with confidence 0 (nothing there is
+    a candidate: positions left of the window are committed, right of the block are not yet
+    decoded).
+    """
+    lo, hi = window
+    full_hat = x.clone()
+    full_hat[:, lo:hi] = x_hat
+    full_conf = confidence.new_zeros(x.shape)
+    full_conf[:, lo:hi] = confidence
+    return full_hat, full_conf

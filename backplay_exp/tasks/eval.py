@@ -223,7 +223,7 @@ def evaluate(
     rank, world = (0, 1) if fabric is None else (fabric.global_rank, fabric.world_size)
     device = resolve_device(cfg.device) if fabric is None else fabric.device
     policy = instantiate(cfg.remask)
-    decoder: Decoder = instantiate(cfg.sampler, policy=policy)
+    decoder: Decoder = instantiate(cfg.sampler, remasker=policy)
     backbone, head, model_info = decoding_model(cfg, policy.uses_head)
     benchmark: Benchmark = instantiate(cfg.benchmark)
     benchmark.use_tokenizer(backbone.tokenizer)  # chat-template prompts need it
@@ -266,7 +266,7 @@ def evaluate(
             "convention": benchmark.convention,
             "backbone": getattr(backbone, "name", type(backbone).__name__),
             **model_info,
-            "remask": policy.name,
+            "remask": decoder.name,
             "tokens_per_step": decoder.tokens_per_step,
             **decoder.describe(),
             "ranks": world,

@@ -134,14 +134,16 @@ def test_backbones_without_native_attention_refuse_a_cache(compose_cfg, model_di
     torch.testing.assert_close(
         backbone.decode(tokens, None, (2, 5)).logits, backbone(tokens).logits[:, 2:5]
     )
-    with pytest.raises(ValueError, match=r"sampler\.cache=none"):
+    with pytest.raises(ValueError, match=r"sampler/cache=none"):
         backbone.decode(tokens, None, (2, 5), KVCache().record())
 
 
 @pytest.mark.parametrize("kind", ["llada", "dream"])
 def test_cached_decoding_runs_on_the_native_backbones(make, kind):
+    from backplay_exp.samplers.cache import DualCache, NoCache, PrefixCache
     from backplay_exp.samplers.decoder import Decoder
-    from backplay_exp.samplers.policies import ConfidencePolicy
+    from backplay_exp.samplers.remaskers import NoRemask
+    from backplay_exp.samplers.stop import StopRule
 
     backbone = make(kind)
     tokens, keep = batch(backbone, length=6)
@@ -149,7 +151,12 @@ def test_cached_decoding_runs_on_the_native_backbones(make, kind):
     for cache in ("none", "prefix", "dual"):
         for k in (2, 4):  # k = 4 = the block: one recorded pass per block, exact
             dec = Decoder(
-                ConfidencePolicy(), 8, 4, tokens_per_step=k, early_stop=False, cache=cache
+                NoRemask(),
+                8,
+                4,
+                tokens_per_step=k,
+                stop=StopRule(early_stop=False),
+                cache={"none": NoCache, "prefix": PrefixCache, "dual": DualCache}[cache](),
             )
             outs[cache, k] = dec.generate(backbone, tokens, keep)
             assert outs[cache, k].nfe.tolist() == [8 // k] * 3

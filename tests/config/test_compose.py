@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import pytest
-from hydra.errors import ConfigCompositionException
+from hydra.errors import ConfigCompositionException, InstantiationException
 from hydra.utils import instantiate
 
 CONF = Path(__file__).parents[2] / "conf"
@@ -41,18 +41,56 @@ def test_backbone_options_build(compose_cfg, option):
 @pytest.mark.parametrize("option", options("remask"))
 def test_remask_options_build_a_decoder(compose_cfg, option):
     cfg = compose_cfg(f"remask={option}")
-    policy = instantiate(cfg.remask)
-    decoder = instantiate(cfg.sampler, policy=policy)
-    assert decoder.policy is policy
+    remasker = instantiate(cfg.remask)
+    decoder = instantiate(cfg.sampler, remasker=remasker)
+    assert decoder.remasker is remasker
     # backplay_toy: backplay with toy calibration; t2t_q: t2t_edit(Q); backplay_edit: backplay+edit
-    assert policy.name.startswith(option.split("_")[0])
+    assert decoder.name.startswith(option.split("_")[0])
 
 
 @pytest.mark.parametrize("option", options("sampler"))
 def test_sampler_options_build(compose_cfg, option):
     cfg = compose_cfg(f"sampler={option}")
-    decoder = instantiate(cfg.sampler, policy=instantiate(cfg.remask))
+    decoder = instantiate(cfg.sampler, remasker=instantiate(cfg.remask))
     assert decoder.gen_length == cfg.benchmark.gen_length
+
+
+COMPONENTS = ("commit", "order", "editor", "cache", "stop")
+
+
+@pytest.mark.parametrize(
+    ("part", "option"), [(p, o) for p in COMPONENTS for o in options(f"sampler/{p}")]
+)
+def test_every_decoder_component_option_builds(compose_cfg, part, option):
+    cfg = compose_cfg(f"sampler/{part}={option}")
+    decoder = instantiate(cfg.sampler, remasker=instantiate(cfg.remask))
+    described = decoder.describe()["decoder"][part]
+    assert described["_target_"] == cfg.sampler[part]._target_
+    # every scalar parameter of the option's node is recorded in results.json
+    plain = {k: v for k, v in cfg.sampler[part].items() if k != "_target_"}
+    assert {k: described[k] for k in plain} == plain
+
+
+def test_remask_presets_select_their_components(compose_cfg):
+    def built(*overrides):
+        cfg = compose_cfg(*overrides)
+        return instantiate(cfg.sampler, remasker=instantiate(cfg.remask))
+
+    s_mode = built("remask=t2t_s", "sampler.tokens_per_step=2")
+    assert (s_mode.commit.threshold, s_mode.commit.min_tokens) == (0.5, 2)
+    assert (s_mode.editor.threshold, s_mode.name) == (0.5, "t2t_edit(S)")
+    q_mode = built("remask=t2t_q")
+    assert (type(q_mode.commit).__name__, q_mode.editor.threshold) == ("FixedK", 0.9)
+    assert type(built("remask=random_order").order).__name__ == "RandomOrder"
+    assert built("remask=backplay_edit").name == "backplay+edit"
+    # the command line wins over a preset's choice
+    assert type(built("remask=t2t_s", "sampler/commit=fixed_k").commit).__name__ == "FixedK"
+
+
+def test_commit_rule_and_tokens_per_step_must_agree(compose_cfg):
+    cfg = compose_cfg("sampler.tokens_per_step=2", "sampler.commit.k=3")
+    with pytest.raises(InstantiationException, match=r"set sampler\.tokens_per_step"):
+        instantiate(cfg.sampler, remasker=instantiate(cfg.remask))
 
 
 @pytest.mark.parametrize("option", options("benchmark"))

@@ -17,7 +17,7 @@ def test_eval_records_how_it_decoded(compose_cfg):
         ("threshold", "dual", "SFT + confidence (threshold 0.9, dual cache)"),
     ]:  # one stage cache: the SFT model is trained once
         cfg = compose_cfg(
-            "task=eval", f"sampler={sampler}", f"sampler.cache={cache}", "sampler.tokens_per_step=2"
+            "task=eval", f"sampler={sampler}", f"sampler/cache={cache}", "sampler.tokens_per_step=2"
         )
         run_task(cfg)
         results = json.loads((Path(cfg.paths.output_dir) / "results.json").read_text())
@@ -33,8 +33,8 @@ def test_backplay_with_threshold_and_prefix_cache_runs(compose_cfg):
         "task=eval",
         "remask=backplay_toy",
         "sampler=threshold",
-        "sampler.cache=prefix",
-        "sampler.cache_refresh=judge",
+        "sampler/cache=prefix",
+        "sampler.cache.refresh_on_judge=true",
         "head_train.max_steps=4",
         "head_train.val_check_interval=2",
         "head_train.checkpoint_every=2",

@@ -4,14 +4,14 @@ import torch
 
 from backplay_exp.data.collate import encode_prompts
 from backplay_exp.samplers.decoder import Decoder
-from backplay_exp.samplers.policies import ConfidencePolicy
+from backplay_exp.samplers.remaskers import NoRemask
 from tests.fakes import small_tiny
 
 
 def test_batch_equals_one_by_one():
     backbone = small_tiny(0)
     texts = ["1+2", "3*4-1+0=", "9", "22+7-3"]
-    decoder = Decoder(ConfidencePolicy(), gen_length=12, block_length=4, tokens_per_step=2)
+    decoder = Decoder(NoRemask(), gen_length=12, block_length=4, tokens_per_step=2)
     ids, mask = encode_prompts(backbone.tokenizer, texts)
     assert not mask.all()  # the batch really is padded
     batch = decoder.generate(backbone, ids, mask)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from backplay_exp.samplers.cache import DecodeCache
-from backplay_exp.samplers.decoder import Decoder, widen
-from backplay_exp.samplers.policies import ConfidencePolicy
-from backplay_exp.samplers.schedules import ThresholdSchedule
-from tests.fakes import FixedHead, TableBackbone, backplay_policy, small_tiny, tok_id
+from backplay_exp.samplers.cache import DualCache, NoCache, PrefixCache
+from backplay_exp.samplers.commit import ThresholdSchedule
+from backplay_exp.samplers.decoder import Decoder
+from backplay_exp.samplers.remaskers import NoRemask
+from backplay_exp.samplers.select import widen
+from tests.fakes import FixedHead, TableBackbone, backplay_policy, small_tiny, stop_rule, tok_id
+
+CACHES = {"none": NoCache, "prefix": PrefixCache, "dual": DualCache}
 
 
 def test_widen_puts_the_window_back_in_place():
@@ -37,7 +40,7 @@ def test_threshold_counts_by_hand():
 def test_threshold_decoding_commits_every_confident_mask_and_at_least_one():
     # logit 10 over a ~50-token vocabulary is p > 0.99; logits 2 and 1 are p < 0.2
     bb = TableBackbone({"x": list("abcd")}, {"x": [10.0, 2.0, 10.0, 1.0]})
-    dec = Decoder(ConfidencePolicy(), 4, 4, None, ThresholdSchedule(0.9))
+    dec = Decoder(NoRemask(), 4, 4, None, ThresholdSchedule(0.9))
     out = dec.generate(bb, torch.tensor([[tok_id(bb.tokenizer, "x")]]))
     assert bb.tokenizer.decode(out.tokens[0]) == "abcd"
     assert out.nfe.tolist() == [3]  # {a, c} together, then b, then d
@@ -46,7 +49,7 @@ def test_threshold_decoding_commits_every_confident_mask_and_at_least_one():
 def test_refresh_rule_by_hand():
     rows = torch.tensor([0, 1, 2])
     for mode, end in (("prefix", None), ("dual", 9)):
-        cache = DecodeCache(mode)
+        cache = CACHES[mode]()
         cache.start_block()
         kv = cache.step(rows, 5, 9)
         assert kv.recording  # a block's first step records (a forward would fill it)
@@ -61,15 +64,15 @@ def test_refresh_rule_by_hand():
         kv.tapped(torch.zeros(2, 17, 4))
         with pytest.raises(RuntimeError, match="joined the block"):
             cache.step(rows, 9, 13)
-    assert DecodeCache("none").step(rows, 5, 9) is None
-    with pytest.raises(ValueError, match=r"sampler\.cache='full' is not one of"):
-        DecodeCache("full")
+    assert NoCache().step(rows, 5, 9) is None
+    with pytest.raises(TypeError, match=r"sampler/cache=<option>"):
+        Decoder(NoRemask(), 8, 4, cache="dual")  # the old string key
 
 
 def test_judge_refresh_records_when_the_head_judges():
     rows = torch.tensor([0, 1])
     for refresh, records in (("block", 1), ("judge", 2)):
-        cache = DecodeCache("prefix", refresh)
+        cache = PrefixCache(refresh_on_judge=refresh == "judge")
         cache.start_block()
         cache.step(rows, 5, 9).tapped(torch.zeros(2, 17, 4))  # block start: records
         assert not cache.step(rows, 5, 9).recording  # a commit-only step: cached
@@ -78,8 +81,6 @@ def test_judge_refresh_records_when_the_head_judges():
         if kv.recording:  # the new record holds the rows still decoding
             kv.tapped(torch.zeros(1, 17, 4))
             assert cache.step(torch.tensor([1]), 5, 9).rows is None
-    with pytest.raises(ValueError, match=r"sampler\.cache_refresh='step' is not one of"):
-        DecodeCache("prefix", "step")
 
 
 def spans(backbone):
@@ -103,7 +104,9 @@ def test_each_block_records_once_then_computes_from_the_window(mode):
     backbone = small_tiny(0)
     calls = spans(backbone)
     prompt = torch.randint(6, 40, (2, 5), generator=torch.Generator().manual_seed(0))
-    dec = Decoder(ConfidencePolicy(), 12, 4, tokens_per_step=2, early_stop=False, cache=mode)
+    dec = Decoder(
+        NoRemask(), 12, 4, tokens_per_step=2, cache=CACHES[mode](), stop=stop_rule(early_stop=False)
+    )
     out = dec.generate(backbone, prompt)
     assert out.nfe.tolist() == [6, 6]  # caching changes the cost of a step, not the steps
     total = 5 + 12
@@ -119,7 +122,9 @@ def test_backplay_recomputes_its_whole_look_back_window():
     backbone = small_tiny(1)
     calls = spans(backbone)
     pol = backplay_policy(block_buffer=1, threshold=0.0)  # remask whenever it may
-    dec = Decoder(pol, 12, 4, tokens_per_step=2, early_stop=False, cache="dual")
+    dec = Decoder(
+        pol, 12, 4, tokens_per_step=2, cache=DualCache(), stop=stop_rule(early_stop=False)
+    )
     out = dec.generate(backbone, torch.randint(6, 40, (1, 5)), head=FixedHead())
     assert out.remasks.item() > 0
     later = [(lo, n) for recording, lo, n, _ in calls if not recording]
@@ -132,12 +137,14 @@ def test_one_step_per_block_makes_the_cache_exact():
     backbone = small_tiny(2)
     prompt = torch.randint(6, 40, (4, 6), generator=torch.Generator().manual_seed(1))
     outs = [
-        Decoder(ConfidencePolicy(), 12, 4, tokens_per_step=4, cache=mode).generate(backbone, prompt)
+        Decoder(NoRemask(), 12, 4, tokens_per_step=4, cache=CACHES[mode]()).generate(
+            backbone, prompt
+        )
         for mode in ("none", "prefix", "dual")
     ]
     assert all(torch.equal(o.tokens, outs[0].tokens) for o in outs[1:])
 
 
 def test_guidance_and_a_cache_do_not_mix():
-    with pytest.raises(ValueError, match=r"sampler\.cache=none with sampler\.cfg_scale"):
-        Decoder(ConfidencePolicy(), 8, 4, cfg_scale=1.0, cache="prefix")
+    with pytest.raises(ValueError, match=r"sampler/cache=none with sampler\.cfg_scale"):
+        Decoder(NoRemask(), 8, 4, cfg_scale=1.0, cache=PrefixCache())

@@ -3,9 +3,11 @@
 import pytest
 import torch
 
+from backplay_exp.samplers.commit import LladaSchedule
 from backplay_exp.samplers.decoder import Decoder
-from backplay_exp.samplers.policies import ConfidencePolicy, RandomOrderPolicy
-from backplay_exp.samplers.schedules import LladaSchedule
+from backplay_exp.samplers.order import ConfidenceOrder, RandomOrder
+from backplay_exp.samplers.remaskers import NoRemask
+from backplay_exp.samplers.stop import StopRule
 from tests.fakes import small_tiny
 from tests.unit import llada_reference
 
@@ -54,13 +56,14 @@ def test_matches_reference(backbone, temperature, policy, cfg_scale, steps, bloc
         mask_id=backbone.mask_id,
     )
     decoder = Decoder(
-        ConfidencePolicy() if policy == "low_confidence" else RandomOrderPolicy(),
+        NoRemask(),
         gen_length=12,
         block_length=block,
         tokens_per_step=None,
-        schedule=LladaSchedule(steps),
+        commit=LladaSchedule(steps),
+        order=ConfidenceOrder() if policy == "low_confidence" else RandomOrder(),
+        stop=StopRule(early_stop=False),
         temperature=temperature,
-        early_stop=False,
         cfg_scale=cfg_scale,
         full_canvas_noise=True,  # what sampler=llada sets
     )
@@ -74,4 +77,5 @@ def test_matches_reference(backbone, temperature, policy, cfg_scale, steps, bloc
 
 def test_sampler_llada_draws_its_noise_over_the_whole_canvas(compose_cfg):
     sampler = compose_cfg("sampler=llada").sampler
-    assert sampler.full_canvas_noise is True and sampler.cache == "none"
+    assert sampler.full_canvas_noise is True
+    assert sampler.cache._target_.endswith("NoCache") and not sampler.stop.early_stop

@@ -1,13 +1,12 @@
 import pytest
 import torch
 
-from backplay_exp.samplers.policies import (
-    RandomRemaskPolicy,
-    StepState,
+from backplay_exp.samplers.remaskers import (
+    RandomRemasker,
     remask_candidates,
     select_remask,
 )
-from tests.fakes import FixedHead, TableBackbone, decode
+from tests.fakes import ErrorHead, FixedHead, TableBackbone, decode, make_step
 from tests.fakes import backplay_policy as policy
 
 
@@ -26,8 +25,8 @@ def test_threshold_and_top_k():
 def test_stride_and_block_start():
     step = torch.tensor([0, 3, 4, 5, 8])
     start = torch.tensor([False, False, False, True, False])
-    assert policy(stride=4).remask_due(step, start).tolist() == [True, False, True, False, True]
-    with_start = policy(stride=4, check_block_start=True).remask_due(step, start)
+    assert policy(stride=4).due(step, start).tolist() == [True, False, True, False, True]
+    with_start = policy(stride=4, check_block_start=True).due(step, start)
     assert with_start.tolist() == [True, False, True, True, True]
 
 
@@ -39,33 +38,32 @@ def test_anti_repetition_memory():
 
 
 def test_policy_only_acts_on_due_rows():
-    state = StepState(
+    state = make_step(
         x=torch.zeros(2, 3, dtype=torch.long),
         committed=torch.ones(2, 3, dtype=torch.bool),
-        p_err=torch.tensor([[0.9, 0.1, 0.95], [0.9, 0.9, 0.9]]),
         due=torch.tensor([True, False]),
         step=torch.tensor([4, 4]),
         last_remask=torch.full((2, 3), -(10**9)),
     )
-    got = policy(max_remask=1).remask(state)
+    head = ErrorHead(torch.tensor([[0.9, 0.1, 0.95], [0.9, 0.9, 0.9]]))
+    got = policy(max_remask=1).select(state, head)
     assert got.tolist() == [[False, False, True], [False, False, False]]
 
 
 def test_random_policy_scores_are_uniform_and_seeded():
-    state = StepState(
+    state = make_step(
         x=torch.zeros(1, 1000, dtype=torch.long),
         committed=torch.ones(1, 1000, dtype=torch.bool),
-        p_err=None,
         due=torch.tensor([True]),
         step=torch.tensor([0]),
         last_remask=torch.full((1, 1000), -(10**9)),
     )
-    pol = policy(cls=RandomRemaskPolicy, threshold=0.0, max_remask=1000, block_buffer=0)
-    a = pol.remask(state, torch.Generator().manual_seed(0))
-    b = pol.remask(state, torch.Generator().manual_seed(0))
+    pol = policy(cls=RandomRemasker, threshold=0.0, max_remask=1000, block_buffer=0)
+    a = pol.select(state, None, torch.Generator().manual_seed(0))
+    b = pol.select(state, None, torch.Generator().manual_seed(0))
     assert torch.equal(a, b)
     pol.threshold = 0.5
-    frac = pol.remask(state, torch.Generator().manual_seed(0)).float().mean()
+    frac = pol.select(state, None, torch.Generator().manual_seed(0)).float().mean()
     assert abs(frac - 0.5) < 0.05
 
 
@@ -141,7 +139,7 @@ def test_backplay_needs_a_head():
 
 
 def test_roll_back_by_hand():
-    from backplay_exp.samplers.policies import roll_back
+    from backplay_exp.samplers.remaskers import roll_back
 
     remask = torch.tensor([[0, 0, 1, 0, 1, 0], [0, 0, 0, 0, 0, 0]], dtype=torch.bool)
     committed = torch.tensor([[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1]], dtype=torch.bool)

@@ -3,11 +3,12 @@ import itertools
 import pytest
 import torch
 
+from backplay_exp.samplers.commit import FixedK, LladaSchedule, step_counts
 from backplay_exp.samplers.decoder import Decoder
-from backplay_exp.samplers.policies import ConfidencePolicy, RandomOrderPolicy
-from backplay_exp.samplers.schedules import FixedK, LladaSchedule, step_counts
+from backplay_exp.samplers.order import RandomOrder
+from backplay_exp.samplers.remaskers import NoRemask
 from backplay_exp.samplers.select import propose_tokens, select_top
-from tests.fakes import TableBackbone, tok_id
+from tests.fakes import TableBackbone, stop_rule, tok_id
 
 
 def prompts(backbone, keys):
@@ -25,7 +26,7 @@ def commit_order(backbone, row=0):
 
 def test_confidence_commits_most_confident_first_within_blocks():
     bb = TableBackbone({"x": list("abcd")}, {"x": [1.0, 5.0, 9.0, 2.0]})
-    dec = Decoder(ConfidencePolicy(), gen_length=4, block_length=2, tokens_per_step=1)
+    dec = Decoder(NoRemask(), gen_length=4, block_length=2, tokens_per_step=1)
     out = dec.generate(bb, prompts(bb, "x"))
     assert bb.tokenizer.decode(out.tokens[0]) == "abcd"
     bb.seen.append(torch.cat([prompts(bb, "x"), out.tokens], 1))  # the final state
@@ -36,7 +37,7 @@ def test_confidence_commits_most_confident_first_within_blocks():
 
 def test_k_tokens_per_step_and_nfe():
     bb = TableBackbone({"x": list("abcdef")}, {"x": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]})
-    dec = Decoder(ConfidencePolicy(), gen_length=6, block_length=6, tokens_per_step=4)
+    dec = Decoder(NoRemask(), gen_length=6, block_length=6, tokens_per_step=4)
     out = dec.generate(bb, prompts(bb, "x"))
     bb.seen.append(torch.cat([prompts(bb, "x"), out.tokens], 1))
     assert commit_order(bb) == [[2, 3, 4, 5], [0, 1]]
@@ -47,7 +48,7 @@ def test_early_stop_after_block_with_eos_fills_eos_and_counts_nfe_per_row():
     toks = {"x": ["a", "<eos>", "b", "c", "d", "e"], "y": list("abcdef")}
     scores = {"x": [2.0, 1.0, 1, 1, 1, 1], "y": [6.0, 5, 4, 3, 2, 1]}
     bb = TableBackbone(toks, scores)
-    dec = Decoder(ConfidencePolicy(), gen_length=6, block_length=2, tokens_per_step=1)
+    dec = Decoder(NoRemask(), gen_length=6, block_length=2, tokens_per_step=1)
     out = dec.generate(bb, prompts(bb, "xy"))
     eos = bb.eos_id
     assert out.tokens[0].tolist()[1:] == [eos] * 5  # row x stopped after block 1
@@ -59,7 +60,7 @@ def test_early_stop_after_block_with_eos_fills_eos_and_counts_nfe_per_row():
 
 def test_no_early_stop_decodes_everything():
     bb = TableBackbone({"x": ["<eos>", "a"]}, {"x": [2.0, 1.0]})
-    dec = Decoder(ConfidencePolicy(), gen_length=2, block_length=1, early_stop=False)
+    dec = Decoder(NoRemask(), gen_length=2, block_length=1, stop=stop_rule(early_stop=False))
     out = dec.generate(bb, prompts(bb, "x"))
     assert out.tokens[0].tolist() == [bb.eos_id, tok_id(bb.tokenizer, "a")]
     assert out.nfe.tolist() == [2]
@@ -67,7 +68,7 @@ def test_no_early_stop_decodes_everything():
 
 def test_random_order_commits_in_generator_order():
     bb = TableBackbone({"x": list("abcd")}, {"x": [4.0, 3.0, 2.0, 1.0]})
-    dec = Decoder(RandomOrderPolicy(), gen_length=4, block_length=4, tokens_per_step=1)
+    dec = Decoder(NoRemask(), 4, 4, tokens_per_step=1, order=RandomOrder())
     dec.generate(bb, prompts(bb, "x"), generator=torch.Generator().manual_seed(0))
     first = commit_order(bb)
     bb.seen.clear()
@@ -114,7 +115,7 @@ def test_decoding_finishes_when_the_model_prefers_the_mask():
             return out
 
     backbone = MaskLover({"a": list("12345678")}, {"a": [1.0] * 8})
-    decoder = Decoder(ConfidencePolicy(), gen_length=8, block_length=4, tokens_per_step=2)
+    decoder = Decoder(NoRemask(), gen_length=8, block_length=4, tokens_per_step=2)
     out = decoder.generate(backbone, prompts(backbone, "a"))
     assert out.tokens.tolist() == [[tok_id(backbone.tokenizer, c) for c in "12345678"]]
     assert out.nfe.tolist() == [4]
@@ -130,13 +131,13 @@ def test_llada_schedule_spreads_block_masks():
 
 def test_tokens_per_step_larger_than_block_is_rejected():
     with pytest.raises(ValueError, match="tokens_per_step=8 exceeds block_length=4"):
-        Decoder(ConfidencePolicy(), gen_length=8, block_length=4, tokens_per_step=8)
+        Decoder(NoRemask(), gen_length=8, block_length=4, tokens_per_step=8)
     with pytest.raises(ValueError, match="tokens_per_step must be >= 1"):
         FixedK(0)
 
 
 def test_llada_geometry_errors():
     with pytest.raises(ValueError, match="not a multiple of block_length"):
-        Decoder(ConfidencePolicy(), 10, 4, None, LladaSchedule(4))
+        Decoder(NoRemask(), 10, 4, None, LladaSchedule(4))
     with pytest.raises(ValueError, match="not a multiple of the number of blocks"):
-        Decoder(ConfidencePolicy(), 8, 4, None, LladaSchedule(3))
+        Decoder(NoRemask(), 8, 4, None, LladaSchedule(3))

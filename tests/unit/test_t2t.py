@@ -6,8 +6,9 @@ import torch
 from backplay_exp.artifacts import draft_corrupt
 from backplay_exp.artifacts.uniform import RandomVocabArtifact
 from backplay_exp.modules.edit import edit_loss
-from backplay_exp.samplers.decoder import edit_positions
-from backplay_exp.samplers.policies import ConfidencePolicy, T2TEditPolicy
+from backplay_exp.samplers.commit import ThresholdSchedule
+from backplay_exp.samplers.editors import ThresholdEditor, edit_positions
+from backplay_exp.samplers.remaskers import NoRemask
 from backplay_exp.tasks.eval import edit_outcomes, reference_tokens, summarize
 from tests import fakes
 from tests.fakes import DisagreeingBackbone, EditTableBackbone, FixedHead, tok_id
@@ -93,10 +94,15 @@ def decode(bb, policy, gen=4, block=4, k=2, head=None, **kw):
     return fakes.decode(bb, head, policy, gen, block, k, **kw)
 
 
+def edits(threshold, **kw):
+    """Decoder keywords of LLaDA2.1's token editing at `threshold` (`remask=t2t_edit`)."""
+    return {"editor": ThresholdEditor(threshold)} | kw
+
+
 def test_decoder_edits_a_wrong_token_after_the_block_is_filled():
     # commits a,b then x,d; at visible positions the model reads "abcd": x -> c is an edit
     bb = EditTableBackbone({"x": list("abxd")}, {"x": [4.0, 3, 2, 1]}, {"x": list("abcd")})
-    out = decode(bb, T2TEditPolicy(edit_threshold=0.9))
+    out = decode(bb, NoRemask(), **edits(0.9))
     assert bb.tokenizer.decode(out.tokens[0]) == "abcd"
     assert out.edits.tolist() == [1]
     # step 0 commits a,b; step 1 commits x,d; step 2 edits x -> c; step 3 changes nothing
@@ -104,16 +110,16 @@ def test_decoder_edits_a_wrong_token_after_the_block_is_filled():
     c, x = tok_id(bb.tokenizer, "c"), tok_id(bb.tokenizer, "x")
     assert out.edit_events.tolist() == [[0, 2, x, c]]
     # above the model's confidence nothing is edited; one settling step after the last commit
-    out = decode(bb, T2TEditPolicy(edit_threshold=0.9999999))
+    out = decode(bb, NoRemask(), **edits(0.9999999))
     assert bb.tokenizer.decode(out.tokens[0]) == "abxd"
     assert out.edits.tolist() == [0] and out.nfe.tolist() == [3]
     # without editing the decoder is the plain confidence loop
-    assert decode(bb, ConfidencePolicy()).nfe.tolist() == [2]
+    assert decode(bb, NoRemask()).nfe.tolist() == [2]
 
 
 def test_editing_terminates_with_an_editor_that_always_disagrees():
     bb = DisagreeingBackbone({"x": list("abababab")}, {"x": [8.0, 7, 6, 5, 4, 3, 2, 1]})
-    out = decode(bb, T2TEditPolicy(edit_threshold=0.5), gen=8, block=4, max_steps_factor=3)
+    out = decode(bb, NoRemask(), gen=8, block=4, max_steps_factor=3, **edits(0.5))
     plain = 2  # steps per block at k=2
     assert out.nfe.item() == 2 * 3 * plain  # every block runs to its step cap, then stops
     assert out.edits.item() > 0
@@ -122,17 +128,19 @@ def test_editing_terminates_with_an_editor_that_always_disagrees():
 
 def test_threshold_commits_every_confident_mask():
     bb = EditTableBackbone({"x": list("abcd")}, {"x": [9.0, 8, 7, 1]}, {"x": list("abcd")})
-    out = decode(bb, T2TEditPolicy(edit_threshold=0.9, commit_threshold=0.5), k=1)
+    # LLaDA2.1's S-Mode commits: every mask above 0.5, at least k = 1 (sampler/commit=s_mode)
+    out = decode(bb, NoRemask(), k=1, **edits(0.9, commit=ThresholdSchedule(0.5, 1)))
     # step 0 commits a, b, c (confidence > 0.5), step 1 commits d, step 2 settles
     assert out.nfe.tolist() == [3]
-    assert decode(bb, T2TEditPolicy(edit_threshold=0.9), k=1).nfe.tolist() == [5]
+    assert decode(bb, NoRemask(), k=1, **edits(0.9)).nfe.tolist() == [5]
 
 
 def test_backplay_with_edits_remasks_and_edits_in_one_decoder():
     bb = EditTableBackbone({"x": list("abxd")}, {"x": [4.0, 3, 2, 1]}, {"x": list("abcd")})
-    pol = fakes.backplay_policy(max_remask=1, block_buffer=0, memory_steps=100, edit_threshold=0.9)
-    assert pol.name == "backplay+edit"
-    out = decode(bb, pol, head=FixedHead([0.0, 0.9, 0.0, 0.0]))  # flags position 1
+    pol = fakes.backplay_policy(max_remask=1, block_buffer=0, memory_steps=100)
+    dec = fakes.Decoder(pol, 4, 4, tokens_per_step=2, editor=ThresholdEditor(0.9))
+    assert dec.name == "backplay+edit"
+    out = decode(bb, pol, head=FixedHead([0.0, 0.9, 0.0, 0.0]), **edits(0.9))  # flags position 1
     assert out.remasks.item() == 1 and out.edits.item() == 1
     assert bb.tokenizer.decode(out.tokens[0]) == "abcd"
 
@@ -176,7 +184,7 @@ def test_edit_intensity_is_edits_per_generated_token():
 
 
 def test_t2t_thresholds_are_checked():
-    with pytest.raises(ValueError, match="edit_threshold"):
-        T2TEditPolicy(edit_threshold=1.5)
-    with pytest.raises(ValueError, match="commit_threshold"):
-        T2TEditPolicy(edit_threshold=0.5, commit_threshold=-0.1)
+    with pytest.raises(ValueError, match=r"sampler\.editor\.threshold"):
+        ThresholdEditor(1.5)
+    with pytest.raises(ValueError, match="0 < threshold < 1"):
+        ThresholdSchedule(-0.1)

@@ -1,4 +1,7 @@
-"""How many masked tokens a decoding step commits (METHOD.md section 6).
+"""The commit rule (config group `sampler/commit`): how many masks a step commits.
+
+METHOD.md section 6. Which masks come first is the order's (`order.py`, `sampler/order`); a
+commit rule takes the top of that ranking (`Schedule.select`).
 
 `FixedK`: the paper's tokens-per-step, `min(k, masks left)`.
 `LladaSchedule`: LLaDA's reference `generate()`: a fixed number of steps per block, the block's
@@ -7,12 +10,16 @@ masks spread as `n // s` per step plus one on the first `n % s` steps (32 over 5
 exceeds a threshold, and at least `min_tokens` (the most confident) per step.
 A schedule plans a block as a (B, S) table of counts; `counts` reads it (and, for the threshold,
 the step's confidences) and follows the masks left, so a remasking policy only adds steps
-(timeline rollback).
+(timeline rollback). The commit threshold lives only in `ThresholdSchedule` (LLaDA2.1's S-Mode
+is `ThresholdSchedule(0.5, k)`, conf/sampler/commit/s_mode.yaml).
 """
 
 from __future__ import annotations
 
 import torch
+
+from backplay_exp.samplers.select import select_top
+from backplay_exp.samplers.state import Step
 
 
 class Schedule:
@@ -49,6 +56,17 @@ class Schedule:
             confidence: (B, T) confidence of each position's proposed token.
         """
         return step_counts(plan, step, candidates.sum(-1))
+
+    def select(self, plan: torch.Tensor, step: Step, scores: torch.Tensor) -> torch.Tensor:
+        """(b, T) bool, the masks this step commits: the `counts` best-`scores` candidates.
+
+        Args:
+            plan: (b, S) the block's plan of the step's rows.
+            step: The step (its candidates, confidences and steps taken in the block).
+            scores: (b, T) the order's ranking of the candidates (higher first).
+        """
+        counts = self.counts(plan, step.in_block, step.candidates, step.conf)  # (b,)
+        return select_top(scores, step.candidates, counts)
 
 
 class FixedK(Schedule):
