@@ -141,3 +141,40 @@ def test_llada_geometry_errors():
         Decoder(NoRemask(), 10, 4, None, LladaSchedule(4))
     with pytest.raises(ValueError, match="not a multiple of the number of blocks"):
         Decoder(NoRemask(), 8, 4, None, LladaSchedule(3))
+
+
+def test_stop_rule_by_hand():
+    from backplay_exp.samplers.state import DecodeState
+    from backplay_exp.samplers.stop import StopRule
+
+    m, eos = 9, 8
+    state = DecodeState.start(torch.tensor([[1], [1], [1], [1]]), None, 4, mask_id=m)
+    state.x[:, 1:] = torch.tensor([[3, m, 3, m], [3, eos, m, m], [3, 3, m, m], [3, eos, m, m]])
+    state.enter_block(1, 3, 1)  # block = positions 1, 2 (of 4 response positions)
+    state.done[3] = True
+    stop = StopRule(early_stop=True, max_steps_factor=2).bind(plain_steps=2)  # cap: 4 steps
+    rows = stop.rows(state, eos, final_check=True)
+    # row 0 still holds a mask; row 1 finished its block with EoS: a final check; row 2 finished
+    # without EoS before the last block: it just moves on; row 3 is done
+    assert rows.tolist() == [0, 1] and state.judge.tolist() == [False, True, False, False]
+    state.in_block[1] = 4  # at the cap: no more checks
+    assert stop.rows(state, eos, final_check=True).tolist() == [0]
+    assert stop.rows(state, eos, final_check=False).tolist() == [0]
+    state.x[0, 2] = 3
+    assert stop.rows(state, eos, final_check=False) is None  # the block is finished
+    stop.end_block(state, eos)
+    # row 1 stops early (EoS in its block): its tail is EoS; rows 0 and 2 go on
+    assert state.done.tolist() == [False, True, False, True]
+    assert state.x[1, 3:].tolist() == [eos, eos] and state.x[0, 3:].tolist() == [3, m]
+
+
+def test_decoder_names_its_arm_after_its_components():
+    from backplay_exp.samplers.editors import ThresholdEditor
+    from tests.fakes import backplay_policy
+
+    assert Decoder(NoRemask(), 4, 2).name == "confidence"
+    assert Decoder(NoRemask(), 4, 2, order=RandomOrder()).name == "random_order"
+    assert Decoder(NoRemask(), 4, 2, editor=ThresholdEditor(0.5, "Q")).name == "t2t_edit(Q)"
+    assert Decoder(backplay_policy(), 4, 2).name == "backplay"
+    with pytest.raises(TypeError, match="sampler/order=<option>"):
+        Decoder(NoRemask(), 4, 2, order="random")
