@@ -111,7 +111,7 @@ class LladaSchedule(Schedule):
 
     def __init__(self, steps: int) -> None:
         if steps < 1:
-            raise ValueError(f"sampler.steps must be >= 1, got {steps}")
+            raise ValueError(f"sampler.commit.steps must be >= 1, got {steps}")
         self.steps = steps
 
     def check(self, gen_length: int, block_length: int) -> None:
@@ -122,7 +122,7 @@ class LladaSchedule(Schedule):
             )
         if self.steps % (gen_length // block_length):
             raise ValueError(
-                f"sampler.steps={self.steps} is not a multiple of the number of blocks "
+                f"sampler.commit.steps={self.steps} is not a multiple of the number of blocks "
                 f"({gen_length // block_length})"
             )
 
@@ -137,12 +137,12 @@ class LladaSchedule(Schedule):
         return base[:, None] + (torch.arange(s, device=block_masks.device) < extra[:, None])
 
 
-class ThresholdSchedule(Schedule):
+class ThresholdSchedule(FixedK):
     """Threshold-parallel commits (Fast-dLLM): every mask above `threshold`, >= `min_tokens`.
 
-    Composes with every remask policy (`confidence`, `backplay`, ...): a policy still ranks the
-    candidates, this schedule only says how many a step takes. `min_tokens` plays the paper's
-    k (Fast-dLLM: 1), so a tokens-per-step sweep sweeps it too.
+    Composes with every remasker and order: the order still ranks the candidates, this rule only
+    says how many a step takes. `min_tokens` plays the paper's k (Fast-dLLM: 1), so a
+    tokens-per-step sweep sweeps it too; it plans and caps a block as `FixedK(min_tokens)`.
 
     Args:
         threshold: Confidence a proposed token must exceed to be committed (Fast-dLLM: 0.9).
@@ -155,22 +155,14 @@ class ThresholdSchedule(Schedule):
     def __init__(self, threshold: float, min_tokens: int = 1) -> None:
         if not 0 < threshold < 1 or min_tokens < 1:
             raise ValueError(
-                f"sampler.schedule: need 0 < threshold < 1 and min_tokens >= 1, got "
+                f"sampler.commit: need 0 < threshold < 1 and min_tokens >= 1, got "
                 f"{threshold}, {min_tokens}"
             )
+        super().__init__(min_tokens)
         self.threshold, self.min_tokens = threshold, min_tokens
-        self.tokens_per_step = min_tokens
 
     def check(self, gen_length: int, block_length: int) -> None:
         """Any geometry runs (`min_tokens` above the block length commits the whole block)."""
-
-    def plain_steps(self, block_length: int, num_blocks: int) -> int:
-        """The most steps a block takes: `min_tokens` per step."""
-        return -(-block_length // self.min_tokens)
-
-    def plan(self, block_masks: torch.Tensor, num_blocks: int) -> torch.Tensor:
-        """(B, 1) of `min_tokens` (the floor; the threshold decides the rest at each step)."""
-        return torch.full_like(block_masks, self.min_tokens)[:, None]
 
     def counts(
         self,
