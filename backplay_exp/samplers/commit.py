@@ -40,22 +40,9 @@ class Schedule:
         """`block_masks` (B,) masks at the block's start -> (B, S) planned counts per step."""
         raise NotImplementedError
 
-    def counts(
-        self,
-        plan: torch.Tensor,
-        step: torch.Tensor,
-        candidates: torch.Tensor,
-        confidence: torch.Tensor,
-    ) -> torch.Tensor:
-        """(B,) masks to commit this step.
-
-        Args:
-            plan: (B, S) this block's plan.
-            step: (B,) steps already taken in the block.
-            candidates: (B, T) bool, the masks that may be committed now.
-            confidence: (B, T) confidence of each position's proposed token.
-        """
-        return step_counts(plan, step, candidates.sum(-1))
+    def counts(self, plan: torch.Tensor, step: Step) -> torch.Tensor:
+        """(b,) masks to commit this step, from the block's plan (b, S) and the step's view."""
+        return step_counts(plan, step.in_block, step.candidates.sum(-1))
 
     def select(self, plan: torch.Tensor, step: Step, scores: torch.Tensor) -> torch.Tensor:
         """(b, T) bool, the masks this step commits: the `counts` best-`scores` candidates.
@@ -65,7 +52,7 @@ class Schedule:
             step: The step (its candidates, confidences and steps taken in the block).
             scores: (b, T) the order's ranking of the candidates (higher first).
         """
-        counts = self.counts(plan, step.in_block, step.candidates, step.conf)  # (b,)
+        counts = self.counts(plan, step)  # (b,)
         return select_top(scores, step.candidates, counts)
 
 
@@ -164,16 +151,10 @@ class ThresholdSchedule(FixedK):
     def check(self, gen_length: int, block_length: int) -> None:
         """Any geometry runs (`min_tokens` above the block length commits the whole block)."""
 
-    def counts(
-        self,
-        plan: torch.Tensor,
-        step: torch.Tensor,
-        candidates: torch.Tensor,
-        confidence: torch.Tensor,
-    ) -> torch.Tensor:
-        """(B,) candidates above the threshold, at least `min_tokens`, at most all of them."""
-        above = (candidates & (confidence > self.threshold)).sum(-1)  # (B,)
-        return torch.minimum(above.clamp(min=self.min_tokens), candidates.sum(-1))
+    def counts(self, plan: torch.Tensor, step: Step) -> torch.Tensor:
+        """(b,) candidates above the threshold, at least `min_tokens`, at most all of them."""
+        above = (step.candidates & (step.conf > self.threshold)).sum(-1)  # (b,)
+        return torch.minimum(above.clamp(min=self.min_tokens), step.candidates.sum(-1))
 
 
 def step_counts(plan: torch.Tensor, step: torch.Tensor, masks_left: torch.Tensor) -> torch.Tensor:

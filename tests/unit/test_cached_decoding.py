@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -28,7 +30,8 @@ def test_threshold_counts_by_hand():
     cand = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0], [0, 0, 0, 0]], dtype=torch.bool)
     conf = torch.tensor([[0.95, 0.91, 0.5, 0.99], [0.2, 0.3, 0.99, 0.99], [0.99] * 4])
     plan = schedule.plan(torch.tensor([4, 4, 4]), num_blocks=1)
-    counts = schedule.counts(plan, torch.zeros(3, dtype=torch.long), cand, conf)
+    step = SimpleNamespace(in_block=torch.zeros(3, dtype=torch.long), candidates=cand, conf=conf)
+    counts = schedule.counts(plan, step)
     # row 0: two candidates above 0.9 (the 0.99 is no candidate); row 1: none, so the floor
     # of one; row 2: no candidate at all
     assert counts.tolist() == [2, 1, 0]
