@@ -10,7 +10,7 @@ help: ## list targets
 
 install: ## install the package and dev tools (CPU torch wheel pinned)
 	$(PY) -m pip install "$(TORCH)"
-	$(PY) -m pip install "$(TORCH)" -e ".[dev,sandbox]"
+	$(PY) -m pip install "$(TORCH)" -e ".[dev,sandbox,lm_eval]"
 
 test: ## the whole CPU suite (what CI runs); pytest's "no tests collected" is not a failure
 	$(PYTEST) -q -n 2 --durations=15; rc=$$?; if [ $$rc -eq 5 ]; then exit 0; else exit $$rc; fi

@@ -80,3 +80,26 @@ def encode_prompts(
         ids[i, width - len(p) :] = torch.tensor(p)
         mask[i, width - len(p) :] = True
     return ids, mask
+
+
+def response_texts(
+    tokenizer: PreTrainedTokenizerBase, tokens: torch.Tensor, eos_id: int
+) -> tuple[list[str], torch.Tensor]:
+    """The decoded responses, each up to its first EoS, and their lengths in tokens.
+
+    Args:
+        tokenizer: Decodes the tokens (special tokens skipped).
+        tokens: (B, gen_length) long response canvases.
+        eos_id: End-of-sequence id; a row without one is read to its end.
+
+    Returns:
+        The texts and `lengths` (B,) long, tokens before the first EoS.
+    """
+    tokens = tokens.cpu()
+    is_eos = tokens == eos_id
+    lengths = torch.where(is_eos.any(-1), is_eos.int().argmax(-1), tokens.shape[1])  # (B,)
+    texts = [
+        tokenizer.decode(row[:n], skip_special_tokens=True)
+        for row, n in zip(tokens, lengths, strict=True)
+    ]
+    return texts, lengths

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from backplay_exp.backbones.base import Backbone
 from backplay_exp.benchmarks.base import Benchmark, Problem
-from backplay_exp.data.collate import encode_prompts, token_ids
+from backplay_exp.data.collate import encode_prompts, response_texts, token_ids
 from backplay_exp.samplers.decoder import Decoder, Head
 from backplay_exp.tasks.distributed import external_rank, external_world, launch, resolved
 from backplay_exp.tasks.models import decoding_model, prepare_stages
@@ -38,7 +38,13 @@ from backplay_exp.tasks.results import (
     read_samples,
     write_results,
 )
-from backplay_exp.tasks.shards import merge, my_batches, read_done, shard_path
+from backplay_exp.tasks.shards import (
+    batch_generator,
+    merge,
+    my_batches,
+    read_done,
+    shard_path,
+)
 from backplay_exp.utils.device import resolve_device
 
 log = logging.getLogger(__name__)
@@ -87,15 +93,10 @@ def decode_batch(
     start = time.perf_counter()
     out = decoder.generate(backbone, ids.to(device), mask.to(device), head, generator)
     wall = time.perf_counter() - start
-    tokens = out.tokens.cpu()
-    is_eos = tokens == backbone.eos_id
-    length = torch.where(is_eos.any(-1), is_eos.int().argmax(-1), tokens.shape[1])  # (B,)
-    texts = [
-        tok.decode(row[:n], skip_special_tokens=True) for row, n in zip(tokens, length, strict=True)
-    ]
+    texts, length = response_texts(tok, out.tokens, backbone.eos_id)
     completions = [benchmark.cut(t) for t in texts]
     verdicts = benchmark.score(problems, completions)
-    reference = reference_tokens(tok, problems, tokens.shape[1], backbone.eos_id)
+    reference = reference_tokens(tok, problems, out.tokens.shape[1], backbone.eos_id)
     fixed = broke = [None] * len(problems)
     if reference is not None:
         fixed, broke = edit_outcomes(out.edit_events, reference)
@@ -246,7 +247,7 @@ def evaluate(
         batch = batches[index]
         if all(p.id in done for p in batch):
             continue
-        generator = torch.Generator(device).manual_seed(cfg.seed * 1_000_003 + index)
+        generator = batch_generator(cfg.seed, index, device)
         records = [
             r | {"config_signature": job}
             for r in decode_batch(backbone, decoder, benchmark, batch, head, generator)

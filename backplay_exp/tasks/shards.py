@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from backplay_exp.benchmarks.base import Problem
 from backplay_exp.tasks.results import SAMPLES_FILE, append_samples, read_samples
 
@@ -37,6 +39,15 @@ def read_done(out: Path, config_signature: str) -> dict[str, dict[str, Any]]:
     for path in [out / SAMPLES_FILE, *rank_files(out)]:
         done |= read_samples(path, config_signature)
     return done
+
+
+def batch_generator(seed: int, index: int, device: torch.device | str) -> torch.Generator:
+    """The generator that batch `index` of a job seeded `seed` is decoded with.
+
+    Any rank, any harness: `task=eval` and the lm-eval model (`harness/model.py`) share it, so
+    the same batch decodes to the same tokens in both.
+    """
+    return torch.Generator(device).manual_seed(seed * 1_000_003 + index)
 
 
 def my_batches(n_batches: int, rank: int, world: int) -> list[int]:

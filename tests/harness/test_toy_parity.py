@@ -1,0 +1,50 @@
+"""The toy through lm-eval decodes exactly what task=eval decodes: same problems, same batches,
+same seeds, same decoder (a short SFT + head recipe; confidence at k=4, BackPlay at k=2).
+
+All four of confidence / BackPlay x k = 2, 4 on the quickstart's stages, measured:
+scripts/lm_eval_toy_parity.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from backplay_exp.tasks.runner import run_task
+from tests.harness.conftest import FAST, read_run
+
+# a head just good enough to remask something (tests/integration's small head)
+SMALL_HEAD = [
+    "head.d_head=16", "head.n_heads=2", "head.n_layers=1", "head.conv_kernel=5",
+    "head_train.max_steps=6", "head_train.val_check_interval=3", "head_train.checkpoint_every=3",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def stages(tmp_path_factory):
+    """One stage cache for both cases: the SFT stage and the head train once."""
+    return tmp_path_factory.mktemp("stages")
+
+
+@pytest.mark.parametrize(("remask", "k"), [("confidence", 4), ("backplay_toy", 2)])
+def test_toy_through_lm_eval_is_task_eval(compose_cfg, tmp_path, stages, remask, k):
+    common = [*SMALL_HEAD, f"remask={remask}", f"sampler.tokens_per_step={k}"]
+    # 12 problems in batches of 5, 5, 2: batch seeds and batch composition must line up
+    direct = compose_cfg("task=eval", *common, "task.batch_size=5", "task.reuse=false")
+    harness = compose_cfg(*FAST, *common, "lm_eval.batch_size=5")
+    harness.paths.output_dir = str(tmp_path / "lm_eval")
+    for cfg in (direct, harness):
+        cfg.paths.cache_dir = str(stages)
+        run_task(cfg)
+    (r1, s1), (r2, s2) = read_run(Path(direct.paths.output_dir)), read_run(tmp_path / "lm_eval")
+    assert r2["task"] == "lm_eval" and r2["benchmark"] == "backplay_toy"
+    assert r2["metric"] == "exact_match,answer"
+    assert len(s1) == len(s2) == 12
+    assert [s["prompt"] for s in s2] == [s["prompt"] for s in s1]
+    assert [s["completion"] for s in s2] == [s["completion"] for s in s1]
+    assert [s["correct"] for s in s2] == [s["correct"] for s in s1]
+    assert [(s["nfe"], s["remasks"]) for s in s2] == [(s["nfe"], s["remasks"]) for s in s1]
+    for key in ("n", "accuracy", "nfe_mean", "remasks_mean", "remask", "tokens_per_step"):
+        assert r2[key] == r1[key], key
+    assert r2["model"] == r1["model"] and r2.get("head_source") == r1.get("head_source")
