@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -160,8 +161,22 @@ def top_level(loaded: dict) -> list[Any]:
     return [*groups, *tasks]
 
 
-def run_tasks(
-    lm: Any,
+@dataclass(frozen=True)
+class TaskSet:
+    """Loaded lm-eval tasks, ready to evaluate.
+
+    Attributes:
+        manager: The task registry they were loaded from.
+        loaded: lm-eval's `{"tasks", "groups", "group_map"}`.
+        runs_code: Whether a task executes model-written code (routed or allowed).
+    """
+
+    manager: TaskManager
+    loaded: dict
+    runs_code: bool
+
+
+def prepare(
     names: Sequence[str],
     data_dirs: Sequence[str] = (),
     include_paths: Sequence[str] = (),
@@ -170,12 +185,10 @@ def run_tasks(
     sandbox: Callable[[], Sandbox] | None = None,
     sandbox_tasks: Sequence[str] = (),
     allow_unsandboxed_code: bool = False,
-    **evaluate_kwargs: Any,
-) -> dict[str, Any] | None:
-    """Load the named tasks, route their code through the sandbox, run `simple_evaluate`.
+) -> TaskSet:
+    """Load the named tasks and route their code through the sandbox (or refuse it).
 
     Args:
-        lm: The lm-eval model (`BackplayLM`, `ReplayLM`).
         names: lm-eval task, group or tag names.
         data_dirs: Where relative data files are looked up.
         include_paths: More task YAML directories.
@@ -184,13 +197,7 @@ def run_tasks(
         sandbox: Builds the sandbox for code tasks (None: code tasks are refused).
         sandbox_tasks: Task-name prefixes the sandbox route handles.
         allow_unsandboxed_code: Let lm-eval run other code tasks itself.
-        **evaluate_kwargs: Passed to `lm_eval.simple_evaluate` (num_fewshot, limit, ...).
-
-    Returns:
-        lm-eval's results with the logged samples (None on ranks other than 0).
     """
-    from lm_eval import simple_evaluate
-
     from backplay_exp.harness.code import route_code_tasks
 
     manager = task_manager(include_paths, metadata or {}, include_defaults)
@@ -199,14 +206,42 @@ def run_tasks(
     def no_sandbox() -> Sandbox:
         raise ValueError("code tasks need a sandbox: none was given")
 
-    unsafe = route_code_tasks(
+    runs_code = route_code_tasks(
         loaded["tasks"], sandbox or no_sandbox, sandbox_tasks, allow_unsandboxed_code
     )
+    return TaskSet(manager, loaded, runs_code)
+
+
+def evaluate(lm: Any, tasks: TaskSet, **evaluate_kwargs: Any) -> dict[str, Any] | None:
+    """`lm_eval.simple_evaluate` of `lm` on the prepared tasks, samples logged.
+
+    Args:
+        lm: The lm-eval model (`BackplayLM`, `ReplayLM`).
+        tasks: What `prepare` loaded.
+        **evaluate_kwargs: Passed on (num_fewshot, limit, bootstrap_iters, ...).
+
+    Returns:
+        lm-eval's results with the logged samples (None on ranks other than 0).
+    """
+    from lm_eval import simple_evaluate
+
     return simple_evaluate(
         model=lm,
-        tasks=top_level(loaded),
-        task_manager=manager,
+        tasks=top_level(tasks.loaded),
+        task_manager=tasks.manager,
         log_samples=True,
-        confirm_run_unsafe_code=unsafe,
+        confirm_run_unsafe_code=tasks.runs_code,
         **evaluate_kwargs,
     )
+
+
+def run_tasks(lm: Any, names: Sequence[str], **kwargs: Any) -> dict[str, Any] | None:
+    """`prepare` then `evaluate`: keyword arguments of `prepare` go to it, the rest to lm-eval."""
+    own = {k: kwargs.pop(k) for k in list(kwargs) if k in PREPARE_ARGS}
+    return evaluate(lm, prepare(names, **own), **kwargs)
+
+
+PREPARE_ARGS = (
+    "data_dirs", "include_paths", "include_defaults", "metadata", "sandbox", "sandbox_tasks",
+    "allow_unsandboxed_code",
+)  # fmt: skip

@@ -38,23 +38,41 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig, devices: int = 1, **_: Any) -> dict[str, float]:
     """Evaluate the config's decoding model on `lm_eval.tasks`; write the run files.
 
+    The tasks are loaded (and every configuration error raised) before any stage trains.
+
     Args:
         cfg: The whole job config (`lm_eval.*` says what to run, conf/task/lm_eval.yaml).
         devices: Processes that share the documents (one model replica each).
     """
     out = output_dir(cfg)
+    tasks = prepare_tasks(cfg)
     uses_head = instantiate(cfg.remask).uses_head
     prepare_stages(cfg, uses_head, train=external_world()[0] == 1)
-    return launch(evaluate, devices, resolved(cfg), out)
+    one_process = devices == 1 and external_world()[0] == 1
+    # spawned ranks load their own tasks (lm-eval's task objects do not pickle)
+    return launch(evaluate, devices, resolved(cfg), out, tasks if one_process else None)
 
 
-def evaluate(fabric: Any, config: dict[str, Any], out: Path) -> dict[str, float]:
+def prepare_tasks(cfg: DictConfig) -> Any:
+    """lm-eval's tasks of `lm_eval.tasks`, code tasks routed to the sandbox (`TaskSet`)."""
+    from backplay_exp.harness import taskset
+
+    opts = cfg.lm_eval
+    return taskset.prepare(
+        list(opts.tasks), list(opts.data_dirs), list(opts.include_path), opts.include_defaults,
+        {"backplay_benchmark": OmegaConf.to_container(cfg.benchmark, resolve=True)},
+        lambda: instantiate(opts.sandbox), list(opts.sandbox_tasks), opts.allow_unsandboxed_code,
+    )  # fmt: skip
+
+
+def evaluate(fabric: Any, config: dict[str, Any], out: Path, tasks: Any) -> dict[str, float]:
     """Run lm-eval on this rank's documents; on rank 0, write results.json and samples.jsonl.
 
     Args:
         fabric: The Lightning `Fabric` of a multi-process job (None: one process).
         config: The resolved job config (`distributed.resolved`).
         out: The job directory.
+        tasks: The prepared `TaskSet` (None: load it here).
     """
     from lm_eval.utils import make_table
 
@@ -63,6 +81,7 @@ def evaluate(fabric: Any, config: dict[str, Any], out: Path) -> dict[str, float]
 
     cfg = OmegaConf.create(config)
     opts = cfg.lm_eval
+    tasks = tasks or prepare_tasks(cfg)
     device = resolve_device(cfg.device) if fabric is None else fabric.device
     policy = instantiate(cfg.remask)
     backbone, head, model_info = decoding_model(cfg, policy.uses_head)
@@ -78,12 +97,9 @@ def evaluate(fabric: Any, config: dict[str, Any], out: Path) -> dict[str, float]
         backbone, make_decoder, head, opts.batch_size, opts.mc_num, opts.mc_rows_per_pass,
         cfg.seed, fabric,
     )  # fmt: skip
-    results = taskset.run_tasks(
-        lm, list(opts.tasks), opts.data_dirs, opts.include_path, opts.include_defaults,
-        {"backplay_benchmark": OmegaConf.to_container(cfg.benchmark, resolve=True)},
-        lambda: instantiate(opts.sandbox), opts.sandbox_tasks, opts.allow_unsandboxed_code,
-        num_fewshot=opts.num_fewshot, limit=opts.limit, bootstrap_iters=opts.bootstrap_iters,
-        apply_chat_template=opts.apply_chat_template,
+    results = taskset.evaluate(
+        lm, tasks, num_fewshot=opts.num_fewshot, limit=opts.limit,
+        bootstrap_iters=opts.bootstrap_iters, apply_chat_template=opts.apply_chat_template,
         fewshot_as_multiturn=opts.fewshot_as_multiturn,
         system_instruction=opts.system_instruction, fewshot_random_seed=opts.fewshot_seed,
     )  # fmt: skip
