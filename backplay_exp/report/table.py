@@ -83,9 +83,13 @@ def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
     return results
 
 
+# tasks whose results.json holds an accuracy and an NFE (task=lm_eval: its first task's metric)
+EVAL_TASKS = ("eval", "lm_eval")
+
+
 def eval_results(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The eval jobs of a sweep (training jobs also write results.json)."""
-    return [r for r in results if r.get("task", "eval") == "eval"]
+    return [r for r in results if r.get("task", "eval") in EVAL_TASKS]
 
 
 def method_label(result: dict[str, Any]) -> str:

@@ -5,11 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from lm_eval.api.instance import Instance
 
 # lm-eval's own ~14k task names take ~4 s to index; the repo's tasks are all these tests need
 FAST = ["task=lm_eval", "lm_eval.include_defaults=false"]
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def stage_cache(tmp_path_factory) -> Path:
+    """One stage cache for the tests that decode with trained stages: each stage trains once."""
+    return tmp_path_factory.mktemp("stages")
 
 
 def read_run(out: Path) -> tuple[dict, list[dict]]:
