@@ -95,7 +95,8 @@ def mbpp_test_docs(dataset: datasets.Dataset) -> datasets.Dataset:
 
 def mbpp_prompt_docs(dataset: datasets.Dataset) -> datasets.Dataset:
     """MBPP's prompt split (task_id 2-4), the few-shot examples, in task_id order."""
-    return dataset.filter(lambda row: row["task_id"] in MBPP_PROMPT).sort("task_id")
+    shots = dataset.filter(lambda row: row["task_id"] in MBPP_PROMPT)
+    return shots.select(sorted(range(len(shots)), key=lambda i: shots[i]["task_id"]))
 
 
 def pass_at_1(references: list[Any], predictions: list[Any]) -> float:

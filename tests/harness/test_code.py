@@ -71,3 +71,21 @@ def test_sandbox_metric_refuses_to_run_unrouted():
     with pytest.raises(RuntimeError) as err:
         pass_at_1(["assert f() == 1"], [["def f():\n    return 1"]])
     assert str(err.value) == UNROUTED
+
+
+def test_mbpp_local_file_references_pass_with_the_three_austin_shots():
+    from tests.harness.conftest import SHARED_DATA
+
+    if not (SHARED_DATA / "mbpp" / "mbpp.jsonl").exists():
+        pytest.skip(f"MBPP data not available at {SHARED_DATA}")
+    results = run_tasks(
+        ReplayLM(lambda inst: inst.doc["code"] + "\n[DONE]\nmore text"), ["backplay_mbpp"],
+        data_dirs=[str(SHARED_DATA)], include_defaults=False, sandbox=make_sandbox,
+        sandbox_tasks=ROUTED, limit=8, bootstrap_iters=0,
+    )  # fmt: skip
+    samples = sorted(results["samples"]["backplay_mbpp"], key=lambda s: s["doc_id"])
+    assert [s["doc"]["task_id"] for s in samples] == list(range(11, 19))  # the test split
+    assert all(s["pass@1"] == 1.0 for s in samples), [s["filtered_resps"] for s in samples]
+    prompt = samples[0]["arguments"][0][0]
+    assert prompt.count("[BEGIN]") == 4 and prompt.count("[DONE]") == 3  # shots 2, 3, 4
+    assert "similar elements" in prompt.split("[DONE]")[0]  # task 2 first

@@ -91,6 +91,15 @@ def test_loglikelihood_rolling_says_why_not(model):
     assert str(err.value) == ROLLING and "\n" not in ROLLING
 
 
-def test_chat_template_needs_one(model):
+def test_chat_template_is_the_tokenizers(model):
+    chat = [{"role": "user", "content": "hi"}]
     with pytest.raises(ValueError, match="no chat template"):
-        model.apply_chat_template([{"role": "user", "content": "hi"}])
+        model.apply_chat_template(chat)
+    model.backbone.tokenizer.chat_template = (
+        "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}"
+        "{% if add_generation_prompt %}<assistant>{% endif %}"
+    )
+    assert model.apply_chat_template(chat) == "<user>hi<assistant>"
+    assert model.apply_chat_template(chat, add_generation_prompt=False) == "<user>hi"
+    assert model.chat_template() == model.backbone.tokenizer.chat_template
+    assert model.tokenizer_name
