@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -91,6 +92,7 @@ class BackplayLM(LM):
         self._device = next(backbone.parameters()).device
         self.stats: list[dict[str, Any]] = []
         self._said: set[str] = set()
+        self._kept: Counter[tuple] = Counter()
 
     # --- generation ------------------------------------------------------------------------
 
@@ -218,6 +220,15 @@ class BackplayLM(LM):
         wall: float,
         canvas: int | None,
     ) -> None:
+        """Keep a request's counts; lm-eval's padding copies (beyond its repeats) are not kept.
+
+        With several ranks lm-eval pads a rank that has fewer requests with copies of its last
+        one; they are decoded but belong to no document.
+        """
+        key = (request.task_name, request.doc_id, request.idx)
+        self._kept[key] += 1
+        if self._kept[key] > (request.repeats or 1):
+            return
         self.stats.append(
             {
                 "task": request.task_name,

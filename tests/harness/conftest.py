@@ -36,12 +36,12 @@ def generation(context: str, doc_id: int = 0, **gen_kwargs) -> Instance:
     )
 
 
-def choice(context: str, continuation: str, doc_id: int = 0) -> Instance:
-    """A `loglikelihood` request as lm-eval builds it (one per choice)."""
+def choice(context: str, continuation: str, doc_id: int = 0, idx: int = 0) -> Instance:
+    """A `loglikelihood` request as lm-eval builds it (one per choice, `idx` = the choice)."""
     return Instance(
         request_type="loglikelihood",
         doc={},
         arguments=(context, continuation),
-        idx=0,
+        idx=idx,
         metadata=("t", doc_id, 1),
     )

@@ -73,3 +73,15 @@ def test_perplexity_task(compose_cfg, tmp_path):
     with pytest.raises(ValueError, match="loglikelihood_rolling") as err:
         run_task(cfg)
     assert one_line(err) == f"lm-eval task 'my_rolling' asks for {ROLLING}"
+
+
+def test_missing_local_data_file(compose_cfg, tmp_path):
+    cfg = compose_cfg(*FAST, "lm_eval.tasks=[backplay_gsm8k]", f"lm_eval.data_dirs=[{tmp_path}]")
+    with pytest.raises(FileNotFoundError, match="data file") as err:
+        run_task(cfg)
+    message = one_line(err)
+    assert message.startswith(
+        f"lm-eval task 'backplay_gsm8k': data file 'gsm8k/train.jsonl' is in none of "
+        f"lm_eval.data_dirs (tried {tmp_path}"
+    )
+    assert message.endswith("set lm_eval.data_dirs to the directory that holds it")

@@ -78,11 +78,13 @@ def test_until_is_applied_to_the_decoded_text(model):
 
 
 def test_loglikelihood_scores_each_choice_and_counts_its_passes(model):
-    requests = [choice("1+2=?", "3"), choice("1+2=?", "4"), choice("1+2=?", " 3", doc_id=1)]
+    requests = [choice("1+2=?", "3"), choice("1+2=?", "4", idx=1), choice("1+2=?", " 3", 1)]
     out = model.loglikelihood(requests, disable_tqdm=True)
     assert len(out) == 3 and all(ll < 0 and greedy is False for ll, greedy in out)
     stats = requests_stats(model.stats)
     assert stats[("t", 0)]["nfe"] == 2 * 4 and stats[("t", 0)]["requests"] == 2
+    model.loglikelihood(requests[2:], disable_tqdm=True)  # a rank's padding copy: not counted
+    assert requests_stats(model.stats)[("t", 1)]["requests"] == 1
 
 
 def test_loglikelihood_rolling_says_why_not(model):
