@@ -1,4 +1,4 @@
-"""Decoding cost side by side: {no cache, prefix, dual} x {confidence, backplay}, and step memory.
+"""Decoding cost side by side: {no cache, prefix, dual, lazy} x {confidence, backplay}, step memory.
 
     python scripts/decode_bench.py                  # width 512, 8 blocks, vocab 32k; prompt 512,
                                                     # generation 256, block 32, k 2, batch 2
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import subprocess
 import sys
@@ -31,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import random_llada
 
 CONF = random_llada.ROOT / "conf"
-CACHES = ("none", "prefix", "dual")
+CACHES = ("none", "prefix", "dual", "lazy")
 POLICIES = ("confidence", "backplay")
 
 
@@ -53,6 +54,7 @@ def reset_peak() -> int:
 def timed(fn, clock: dict[str, float]):
     """`fn` that adds its wall time to `clock['s']` and counts calls in `clock['n']`."""
 
+    @functools.wraps(fn)  # keeps the signature (the lazy cache reads the head's)
     def wrapper(*args, **kwargs):
         start = time.perf_counter()
         out = fn(*args, **kwargs)
@@ -61,6 +63,26 @@ def timed(fn, clock: dict[str, float]):
         return out
 
     return wrapper
+
+
+def count_window_steps(decoder) -> dict[str, int]:
+    """Count the forwards that compute positions of the look-back window (left of the block).
+
+    A full forward (no cache, or a recording one) computes them all; a cached one those of its
+    positions left of the current block.
+    """
+    counter, step = {"n": 0}, decoder.cache.step
+
+    def counted(state, rows, judging=False):
+        kv, window = step(state, rows, judging)
+        if kv is None or kv.recording:
+            counter["n"] += int(state.win_lo < state.lo)
+        else:
+            counter["n"] += int(int(kv.computed(1, state.x.device)[0]) < state.lo)
+        return kv, window
+
+    decoder.cache.step = counted
+    return counter
 
 
 def decode_run(args: argparse.Namespace, cache: str, policy_name: str) -> dict[str, float]:
@@ -98,6 +120,7 @@ def decode_run(args: argparse.Namespace, cache: str, policy_name: str) -> dict[s
     forward, in_head = {"s": 0.0, "n": 0}, {"s": 0.0, "n": 0}
     backbone.decode = timed(backbone.decode, forward)
     head.forward = timed(head.forward, in_head)
+    window = count_window_steps(decoder)
     before = reset_peak()
     start = time.perf_counter()
     out = decoder.generate(backbone, prompt, head=head, generator=gen)
@@ -109,7 +132,9 @@ def decode_run(args: argparse.Namespace, cache: str, policy_name: str) -> dict[s
         "forwards": forward["n"],
         "nfe_mean": out.nfe.float().mean().item(),
         "s_per_step": wall / forward["n"],
+        "s_per_problem": wall / args.batch,
         "head_share": in_head["s"] / wall,
+        "window_share": window["n"] / forward["n"],
         "peak_mib": (peak - before) / 2**20,
         "remasks_mean": out.remasks.float().mean().item(),
     }
@@ -156,6 +181,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--cache-refresh", choices=("block", "judge"), default="block")
     parser.add_argument("--policies", nargs="+", choices=POLICIES, default=list(POLICIES))
+    parser.add_argument("--caches", nargs="+", choices=CACHES, default=list(CACHES))
     parser.add_argument("--step-memory", action="store_true")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--run", nargs=2, help=argparse.SUPPRESS)
@@ -179,16 +205,18 @@ def main() -> None:
         )
     else:
         lines += [
-            "| policy | cache | tokens/s | s / step | forwards | head share | peak MiB |",
-            "|---|---|---|---|---|---|---|",
+            "| policy | cache | tokens/s | s / problem | s / step | forwards | head share | "
+            "window steps | peak MiB |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for policy in args.policies:
-            for cache in CACHES:
+            for cache in args.caches:
                 r = in_subprocess(args, "--run", cache, policy)
                 record[f"{policy}/{cache}"] = r
                 lines.append(
-                    f"| {policy} | {cache} | {r['tokens_per_s']:.2f} | {r['s_per_step']:.3f} | "
-                    f"{r['forwards']} | {100 * r['head_share']:.1f}% | {r['peak_mib']:.0f} |"
+                    f"| {policy} | {cache} | {r['tokens_per_s']:.2f} | {r['s_per_problem']:.2f} | "
+                    f"{r['s_per_step']:.3f} | {r['forwards']} | {100 * r['head_share']:.1f}% | "
+                    f"{100 * r['window_share']:.0f}% | {r['peak_mib']:.0f} |"
                 )
                 print(lines[-1], flush=True)
     print("\n".join(lines))

@@ -33,6 +33,36 @@ class BackboneOutput:
     hidden: torch.Tensor
 
 
+def output_rows(
+    outputs: tuple[int, int] | torch.Tensor | None,
+    cache: KVCache | None,
+    n: int,
+    device: torch.device,
+) -> torch.Tensor:
+    """(m,) indices into a forward's computed positions of the `outputs` positions.
+
+    Args:
+        outputs: A window [lo, hi), a sorted (m,) tensor of positions, or None (all computed).
+        cache: The forward's cache (None: the forward computed every position).
+        n: How many positions the forward computed.
+        device: Where the forward's states are.
+
+    Raises:
+        ValueError: if an output position was not computed.
+    """
+    computed = torch.arange(n, device=device) if cache is None else cache.computed(n, device)
+    if outputs is None:
+        return torch.arange(len(computed), device=device)
+    if isinstance(outputs, torch.Tensor):
+        wanted = outputs.to(device)
+    else:
+        wanted = torch.arange(*outputs, device=device)
+    rows = torch.searchsorted(computed, wanted).clamp(max=len(computed) - 1)
+    if not torch.equal(computed[rows], wanted):
+        raise ValueError("outputs are outside the computed positions")
+    return rows
+
+
 class Backbone(nn.Module):
     """Base class of every DLM backbone: a model plus the tokenizer it was trained with.
 
@@ -117,7 +147,7 @@ class Backbone(nn.Module):
         self,
         tokens: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
-        outputs: tuple[int, int] | None = None,
+        outputs: tuple[int, int] | torch.Tensor | None = None,
         cache: KVCache | None = None,
     ) -> BackboneOutput:
         """One decoding forward: logits only where a step can use them, optionally cached.
@@ -125,14 +155,14 @@ class Backbone(nn.Module):
         Args:
             tokens: (B, L) long, the whole sequence.
             attention_mask: (B, L) bool, True at real tokens.
-            outputs: Positions [lo, hi) that get logits (None = every computed position); the
-                LM head and everything after it run only there.
-            cache: A `KVCache` that records this forward, or that makes it compute only its
-                span (backbones with their own attention: tiny, SMDM, LLaDA, Dream).
+            outputs: Positions [lo, hi), or a sorted (m,) tensor of them, that get logits (None
+                = every computed position); the LM head and everything after it run only there.
+            cache: A `KVCache` that records this forward, or that makes it compute only some
+                positions (backbones with their own attention: tiny, SMDM, LLaDA, Dream).
 
         Returns:
-            `logits` (B, hi - lo, V) and `hidden` (B, L, D) at every position (outside a cached
-            span: the recorded one).
+            `logits` (B, m, V) and `hidden` (B, L, D) at every position (outside the computed
+            positions of a cached forward: the recorded one).
 
         Raises:
             ValueError: if a cache is asked of a backbone that cannot use one.
@@ -143,6 +173,8 @@ class Backbone(nn.Module):
                 "(caches need a backbone with native attention: tiny, smdm_1b, llada_8b, dream_7b)"
             )
         out = self(tokens, attention_mask)
+        if isinstance(outputs, torch.Tensor):
+            return BackboneOutput(logits=out.logits[:, outputs], hidden=out.hidden)
         lo, hi = outputs if outputs is not None else (0, tokens.shape[1])
         return BackboneOutput(logits=out.logits[:, lo:hi], hidden=out.hidden)
 
@@ -150,7 +182,7 @@ class Backbone(nn.Module):
     def decoded(
         final: torch.Tensor,
         hidden: torch.Tensor,
-        outputs: tuple[int, int] | None,
+        outputs: tuple[int, int] | torch.Tensor | None,
         cache: KVCache | None,
         lm_head: Callable[[torch.Tensor], torch.Tensor],
     ) -> BackboneOutput:
@@ -158,6 +190,10 @@ class Backbone(nn.Module):
 
         `lm_head` maps final states to logits; it sees only the `outputs` window.
         """
+        if isinstance(outputs, torch.Tensor) or (cache is not None and cache.sparse):
+            rows = output_rows(outputs, cache, final.shape[1], final.device)
+            logits = lm_head(final[:, rows])
+            return BackboneOutput(logits=logits, hidden=cache.tapped(hidden) if cache else hidden)
         start = 0 if cache is None else cache.lo
         lo, hi = outputs if outputs is not None else (start, start + final.shape[1])
         if not start <= lo <= hi <= start + final.shape[1]:

@@ -121,7 +121,7 @@ class TinyBackbone(Backbone):
         self,
         tokens: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
-        outputs: tuple[int, int] | None = None,
+        outputs: tuple[int, int] | torch.Tensor | None = None,
         cache: KVCache | None = None,
     ) -> BackboneOutput:
         """One decoding forward (see `Backbone.decode`): windowed logits, optional cache."""

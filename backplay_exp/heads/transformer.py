@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from backplay_exp.backbones.kv_cache import KVCache
 from backplay_exp.layers import Block, RMSNorm, positions_from_mask, rotary_tables
 
 
@@ -48,17 +49,26 @@ class CorrectionHead(nn.Module):
         self.out = nn.Linear(d_head, 1)
 
     def forward(
-        self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None
+        self,
+        hidden: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        cache: KVCache | None = None,
     ) -> torch.Tensor:
-        """`hidden` (B, L, d_in), `attention_mask` (B, L) bool -> logits (B, L)."""
+        """`hidden` (B, L, d_in), `attention_mask` (B, L) bool -> logits (B, L).
+
+        With a `cache` (decoding, `samplers/head_cache.py`) the forward records its keys and
+        values, or computes only the cache's positions (n of them) and returns (B, n).
+        """
         assert hidden.ndim == 3, "hidden must be (B, L, D)"
         keep = (
             torch.ones(hidden.shape[:2], dtype=torch.bool, device=hidden.device)
             if attention_mask is None
             else attention_mask.bool()
         )
-        h = self.in_norm(self.proj(hidden.to(self.out.weight.dtype)))  # (B, L, d_head)
-        rope = rotary_tables(positions_from_mask(keep), h.shape[-1] // self.n_heads, self.rope_base)
-        for block in self.blocks:
-            h = block(h, rope, keep)
-        return self.out(self.norm(h)).squeeze(-1)  # (B, L)
+        span = slice(None) if cache is None else cache.positions(hidden.shape[1])
+        h = self.in_norm(self.proj(hidden[:, span].to(self.out.weight.dtype)))  # (B, n, d_head)
+        positions = positions_from_mask(keep)[:, span]  # (B, n)
+        rope = rotary_tables(positions, h.shape[-1] // self.n_heads, self.rope_base)
+        for i, block in enumerate(self.blocks):
+            h = block(h, rope, keep, None if cache is None else cache.layer(i))
+        return self.out(self.norm(h)).squeeze(-1)  # (B, n)

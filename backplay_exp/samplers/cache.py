@@ -25,8 +25,9 @@ tokens of their time, not the ones committed since (Fast-dLLM reports < 1 point 
 it). A remasker's window spans `block_buffer` earlier blocks, which are recomputed every step.
 
 A cache policy is one class: `reset` (a new batch), `start_block`, `step`, which returns the
-`KVCache` that the step's forward records into or reads from (None: a plain forward), and
-`release` (after the batch: a record holds every layer's keys and values).
+`KVCache` that the step's forward records into or reads from (None: a plain forward) and the
+positions that get logits, and `release` (after the batch: a record holds every layer's keys and
+values).
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ from __future__ import annotations
 import torch
 
 from backplay_exp.backbones.kv_cache import KVCache
+from backplay_exp.samplers.state import DecodeState, Head
+
+# what a step's forward gets: the cache (None: a plain forward) and the positions that get logits,
+# [lo, hi) or a sorted (n,) tensor of them (the LM head, the softmax and the proposals run there)
+Forward = tuple[KVCache | None, tuple[int, int] | torch.Tensor]
 
 
 class NoCache:
@@ -57,18 +63,22 @@ class NoCache:
     def start_block(self) -> None:
         """The next step is the block's first."""
 
-    def step(
-        self, rows: torch.Tensor, window_lo: int, block_hi: int, judging: bool = False
-    ) -> KVCache | None:
-        """The cache for this step's forward over `rows` (None: a plain full forward).
+    def head(self, head: Head | None) -> Head | None:
+        """The correction head as this policy runs it (itself: every call a full pass)."""
+        return head
+
+    def step(self, state: DecodeState, rows: torch.Tensor, judging: bool = False) -> Forward:
+        """The cache for this step's forward over `rows`, and the positions that get logits.
 
         Args:
+            state: The batch (its current block `lo`, `hi` and window start `win_lo`).
             rows: (b,) ascending batch indices of the rows this step decodes.
-            window_lo: First position of the look-back window (left of it: cached).
-            block_hi: End of the current block.
-            judging: A head judges this step's hidden states.
+            judging: The remasker judges the look-back window this step (`Remasker.judges`).
+
+        Returns:
+            None (a plain full forward) and the window through the block, `[win_lo, hi)`.
         """
-        return None
+        return None, (state.win_lo, state.hi)
 
 
 class PrefixCache(NoCache):
@@ -103,22 +113,32 @@ class PrefixCache(NoCache):
         """End of the positions a cached step recomputes (None: the end of the sequence)."""
         return None
 
-    def step(
-        self, rows: torch.Tensor, window_lo: int, block_hi: int, judging: bool = False
-    ) -> KVCache | None:
+    def step(self, state: DecodeState, rows: torch.Tensor, judging: bool = False) -> Forward:
         """Record, or compute the span from the window's start (the rest read from the record).
 
         A block's first step records, and with `refresh_on_judge` so does every judged step.
         """
-        if self._rows is None or (judging and self.refresh_on_judge):
-            self._rows = rows
-            self.records += 1
-            return self.kv.record()
+        window = (state.win_lo, state.hi)
+        if self.records_now(judging):
+            return self.record(rows), window
+        return self.kv.span(state.win_lo, self.span_end(state.hi), self.local(rows)), window
+
+    def records_now(self, judging: bool) -> bool:
+        """Whether this step's forward records: a block's first, or (refresh) a judged one."""
+        return self._rows is None or (judging and self.refresh_on_judge)
+
+    def record(self, rows: torch.Tensor) -> KVCache:
+        """The cache, set to record a full forward of `rows` (b,)."""
+        self._rows = rows
+        self.records += 1
+        return self.kv.record()
+
+    def local(self, rows: torch.Tensor) -> torch.Tensor | None:
+        """(b,) indices of `rows` into the recorded rows (None: all of them, in order)."""
+        assert self._rows is not None
         if not bool(torch.isin(rows, self._rows).all()):
             raise RuntimeError("a row joined the block after its cache was recorded")
-        same = len(rows) == len(self._rows)
-        local = None if same else torch.searchsorted(self._rows, rows)  # (b,) into the record
-        return self.kv.span(window_lo, self.span_end(block_hi), local)
+        return None if len(rows) == len(self._rows) else torch.searchsorted(self._rows, rows)
 
 
 class DualCache(PrefixCache):

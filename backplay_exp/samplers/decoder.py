@@ -155,6 +155,7 @@ class Decoder:
         look_back = self.remasker.block_buffer * self.block_length
         eos, final_check = backbone.eos_id, self.remasker.final_check
         self.cache.reset()
+        head = self.cache.head(head)
         for lo, hi in state.blocks(self.block_length):
             masks = state.enter_block(lo, hi, max(state.prompt_len, lo - look_back))
             state.plan = self.commit.plan(masks, self.num_blocks)  # (B, S)
@@ -182,9 +183,9 @@ class Decoder:
         """The forward pass of `rows` (b,) and its proposals: the step's view."""
         wanted = self.remasker.due(state.step[rows], state.in_block[rows] == 0)  # (b,)
         due = self.stop.due(state, rows, wanted)
-        kv = self.cache.step(rows, state.win_lo, state.hi, self.remasker.judges(due))
-        noisy = self.full_canvas_noise and self.temperature > 0
-        window = (0, state.x.shape[1]) if noisy else (state.win_lo, state.hi)
+        kv, window = self.cache.step(state, rows, self.remasker.judges(due))
+        if self.full_canvas_noise and self.temperature > 0:
+            window = (0, state.x.shape[1])  # LLaDA draws its noise over the whole canvas
         x = state.x[rows]  # (b, T)
         logits, hidden = self._forward(
             backbone, x, state.attn[rows], state.is_prompt[rows], window, kv
@@ -198,7 +199,7 @@ class Decoder:
         x: torch.Tensor,
         attn: torch.Tensor,
         prompt: torch.Tensor,
-        window: tuple[int, int],
+        window: tuple[int, int] | torch.Tensor,
         cache: KVCache | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits (b, W, V) at the `window` positions and the tapped hidden states (b, T, D).

@@ -73,17 +73,20 @@ def select_top(
 
 
 def widen(
-    x_hat: torch.Tensor, confidence: torch.Tensor, x: torch.Tensor, window: tuple[int, int]
+    x_hat: torch.Tensor,
+    confidence: torch.Tensor,
+    x: torch.Tensor,
+    window: tuple[int, int] | torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Window proposals (b, W) onto the whole sequence (b, T).
 
-    Outside the window the proposal is the current token with confidence 0 (nothing there is
-    a candidate: positions left of the window are committed, right of the block are not yet
-    decoded).
+    `window` is [lo, hi) or a sorted (W,) tensor of positions. Outside it the proposal is the
+    current token with confidence 0 (nothing there is a candidate: positions left of the window
+    are committed, right of the block are not yet decoded).
     """
-    lo, hi = window
+    cols = slice(*window) if isinstance(window, tuple) else window
     full_hat = x.clone()
-    full_hat[:, lo:hi] = x_hat
+    full_hat[:, cols] = x_hat
     full_conf = confidence.new_zeros(x.shape)
-    full_conf[:, lo:hi] = confidence
+    full_conf[:, cols] = confidence
     return full_hat, full_conf

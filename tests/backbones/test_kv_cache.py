@@ -161,3 +161,88 @@ def test_cached_decoding_runs_on_the_native_backbones(make, kind):
             outs[cache, k] = dec.generate(backbone, tokens, keep)
             assert outs[cache, k].nfe.tolist() == [8 // k] * 3
     assert all(torch.equal(outs[c, 4].tokens, outs["none", 4].tokens) for c in ("prefix", "dual"))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_set_of_positions_over_unchanged_tokens_is_exact(make, kind):
+    """`KVCache.at`: scattered positions (the lazy cache's window) as exact as a span."""
+    backbone = make(kind)
+    tokens, keep = batch(backbone)
+    cols = torch.tensor([5, 9, 12, 13, 14])
+    cache = KVCache()
+    with torch.no_grad():
+        full = backbone(tokens, keep)
+        backbone.decode(tokens, keep, (8, 16), cache.record())
+        for write_back in (False, True):  # writing exact values back leaves the record exact
+            out = backbone.decode(tokens, keep, cols, cache.at(cols, write_back=write_back))
+            torch.testing.assert_close(out.logits, full.logits[:, cols], atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(out.hidden, full.hidden, atol=1e-5, rtol=1e-5)
+        rows = torch.tensor([0, 2])  # a subset of the recorded rows
+        out = backbone.decode(tokens[rows], keep[rows], cols, cache.at(cols, rows, True))
+        torch.testing.assert_close(out.logits, full.logits[rows][:, cols], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["tiny", "llada"])
+def test_write_back_stores_what_a_forward_computed(make, kind):
+    """After a token changes, a write-back forward over it puts its fresh keys in the record."""
+    backbone = make(kind)
+    tokens, keep = batch(backbone)
+    changed = tokens.clone()
+    changed[:, 12] = tokens[:, 12] + 1
+    cols = torch.tensor([12, 13])
+    kept, written = KVCache(), KVCache()
+    with torch.no_grad():
+        for cache in (kept, written):
+            backbone.decode(tokens, keep, (8, 16), cache.record())
+        backbone.decode(changed, keep, cols, kept.at(cols))
+        first = backbone.decode(changed, keep, cols, written.at(cols, write_back=True))
+        # position 15 reads position 12's keys: the old ones from `kept`, the fresh from `written`
+        at_15 = torch.tensor([15])
+        old = backbone.decode(changed, keep, at_15, kept.at(at_15)).logits
+        new = backbone.decode(changed, keep, at_15, written.at(at_15)).logits
+        again = backbone.decode(changed, keep, cols, written.at(cols)).logits
+    assert (old - new).abs().max() > 1e-4
+    torch.testing.assert_close(again, first.logits, atol=1e-5, rtol=1e-5)
+
+
+def test_dream_widens_a_set_of_positions_by_the_ones_its_logits_read(make):
+    backbone = make("dream")
+    tokens, keep = batch(backbone)
+    cache = KVCache()
+    cols = torch.tensor([9, 14])
+    with torch.no_grad():
+        full = backbone(tokens, keep).logits
+        backbone.decode(tokens, keep, (8, 16), cache.record())
+        out = backbone.decode(tokens, keep, cols, cache.at(cols))
+    assert cache.cols.tolist() == [8, 9, 13, 14]  # aligned logits at i are raw outputs at i - 1
+    torch.testing.assert_close(out.logits, full[:, cols], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["llada", "dream"])
+def test_backplay_with_the_lazy_cache_on_the_native_backbones(make, kind):
+    """The published-layout fixture through `backbone=llada_8b|dream_7b`: BackPlay + lazy runs,
+    and equals the uncached decode where the policy is exact (every step records)."""
+    from backplay_exp.samplers.cache import NoCache
+    from backplay_exp.samplers.decoder import Decoder
+    from backplay_exp.samplers.lazy_cache import LazyWindowCache
+    from tests.fakes import backplay_policy, stop_rule
+    from tests.unit.test_lazy_cache import head
+
+    backbone = make(kind)
+    tokens, keep = batch(backbone, length=6)
+    outs, caches = {}, {}
+    for name, cache, stride in [
+        ("none", NoCache(), 1),
+        ("exact", LazyWindowCache(refresh_on_judge=True), 1),  # stride 1: every step records
+        ("lazy", LazyWindowCache(), 2),
+    ]:
+        pol = backplay_policy(block_buffer=1, threshold=0.6, stride=stride)
+        dec = Decoder(pol, 12, 4, tokens_per_step=2, cache=cache, stop=stop_rule(False))
+        outs[name] = dec.generate(backbone, tokens, keep, head=head(0, backbone.hidden_size))
+        assert not (outs[name].tokens == backbone.mask_id).any()
+        caches[name] = cache
+    assert outs["none"].remasks.sum() > 0 and outs["lazy"].remasks.sum() > 0
+    assert caches["exact"].steps == 0  # every step recorded (no row ran into its step cap)
+    assert caches["lazy"].steps > 0 and caches["lazy"].window_steps > 0
+    assert torch.equal(outs["exact"].tokens, outs["none"].tokens)
+    assert torch.equal(outs["exact"].nfe, outs["none"].nfe)

@@ -49,25 +49,31 @@ def test_threshold_decoding_commits_every_confident_mask_and_at_least_one():
     assert out.nfe.tolist() == [3]  # {a, c} together, then b, then d
 
 
+def at(win_lo, lo, hi, length=17):
+    """The fields of a `DecodeState` a cache policy reads: block [lo, hi), window from win_lo."""
+    x = torch.zeros(3, length, dtype=torch.long)
+    return SimpleNamespace(win_lo=win_lo, lo=lo, hi=hi, x=x, mask_id=1)
+
+
 def test_refresh_rule_by_hand():
     rows = torch.tensor([0, 1, 2])
     for mode, end in (("prefix", None), ("dual", 9)):
         cache = CACHES[mode]()
         cache.start_block()
-        kv = cache.step(rows, 5, 9)
-        assert kv.recording  # a block's first step records (a forward would fill it)
+        kv, window = cache.step(at(5, 5, 9), rows)
+        assert kv.recording and window == (5, 9)  # a block's first step records
         kv.tapped(torch.zeros(3, 17, 4))
-        kv = cache.step(torch.tensor([0, 2]), 5, 9)  # row 1 finished the block
-        assert (kv.recording, kv.lo, kv.hi, kv.rows.tolist()) == (False, 5, end, [0, 2])
-        kv = cache.step(rows, 5, 9)
+        kv, _ = cache.step(at(5, 5, 9), torch.tensor([0, 2]))  # row 1 finished the block
+        assert (kv.recording, kv.cols, kv.rows.tolist()) == (False, slice(5, end), [0, 2])
+        kv, _ = cache.step(at(5, 5, 9), rows)
         assert kv.rows is None  # all recorded rows, in order: no gather
         cache.start_block()
-        kv = cache.step(torch.tensor([0, 2]), 9, 13)
+        kv, _ = cache.step(at(9, 9, 13), torch.tensor([0, 2]))
         assert kv.recording and cache.records == 2
         kv.tapped(torch.zeros(2, 17, 4))
         with pytest.raises(RuntimeError, match="joined the block"):
-            cache.step(rows, 9, 13)
-    assert NoCache().step(rows, 5, 9) is None
+            cache.step(at(9, 9, 13), rows)
+    assert NoCache().step(at(5, 5, 9), rows) == (None, (5, 9))
     with pytest.raises(TypeError, match=r"sampler/cache=<option>"):
         Decoder(NoRemask(), 8, 4, cache="dual")  # the old string key
 
@@ -77,13 +83,13 @@ def test_judge_refresh_records_when_the_head_judges():
     for refresh, records in (("block", 1), ("judge", 2)):
         cache = PrefixCache(refresh_on_judge=refresh == "judge")
         cache.start_block()
-        cache.step(rows, 5, 9).tapped(torch.zeros(2, 17, 4))  # block start: records
-        assert not cache.step(rows, 5, 9).recording  # a commit-only step: cached
-        kv = cache.step(torch.tensor([1]), 5, 9, judging=True)  # the head judges this step
+        cache.step(at(5, 5, 9), rows)[0].tapped(torch.zeros(2, 17, 4))  # block start: records
+        assert not cache.step(at(5, 5, 9), rows)[0].recording  # a commit-only step: cached
+        kv, _ = cache.step(at(5, 5, 9), torch.tensor([1]), judging=True)  # the head judges
         assert kv.recording == (refresh == "judge") and cache.records == records
         if kv.recording:  # the new record holds the rows still decoding
             kv.tapped(torch.zeros(1, 17, 4))
-            assert cache.step(torch.tensor([1]), 5, 9).rows is None
+            assert cache.step(at(5, 5, 9), torch.tensor([1]))[0].rows is None
 
 
 def spans(backbone):

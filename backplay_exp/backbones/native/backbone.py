@@ -174,34 +174,59 @@ class NativeBackbone(Backbone):
         self,
         tokens: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
-        outputs: tuple[int, int] | None = None,
+        outputs: tuple[int, int] | torch.Tensor | None = None,
         cache: KVCache | None = None,
     ) -> BackboneOutput:
         """One decoding forward (see `Backbone.decode`): windowed logits, optional cache.
 
         With `logit_shift` (Dream: the raw output at i - 1 is about token i) the LM head runs on
-        the window moved left, and a cached span is widened by as much to include it.
+        the outputs moved left, and a cached forward's positions are widened to include them.
         """
+        if isinstance(outputs, torch.Tensor) or (cache is not None and cache.sparse):
+            return self._decode_at(tokens, attention_mask, outputs, cache)
         length, shift = tokens.shape[1], self.logit_shift
         span = slice(0, length) if cache is None else cache.positions(length)
         lo, hi = outputs if outputs is not None else (span.start, span.stop)
         raw_lo, raw_hi = max(lo - shift, 0), hi - shift  # raw outputs about [lo, hi)
-        if cache is not None and not cache.recording and raw_lo < cache.lo:
-            cache.span(raw_lo, cache.hi, cache.rows)
+        if cache is not None and raw_lo < cache.lo:
+            cache.include(torch.tensor([raw_lo]))
+        logits, hidden = self._raw_decode(tokens, attention_mask, (raw_lo, raw_hi), cache)
+        if lo - shift < 0:  # position 0 has no output about it: it reads raw[0] (dream.py)
+            logits = torch.cat([logits[:, :1], logits], dim=1)
+        return BackboneOutput(logits=logits, hidden=hidden)
+
+    def _decode_at(
+        self,
+        tokens: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        outputs: torch.Tensor | None,
+        cache: KVCache | None,
+    ) -> BackboneOutput:
+        """`decode` with outputs at a set of positions (m,), or a cache that computes one."""
+        if outputs is None:
+            assert cache is not None
+            outputs = cache.positions(tokens.shape[1])
+        raw = (outputs - self.logit_shift).clamp(min=0)  # position 0 reads raw[0] (dream.py)
+        if cache is not None:
+            cache.include(raw)
+        logits, hidden = self._raw_decode(tokens, attention_mask, raw, cache)
+        return BackboneOutput(logits=logits, hidden=hidden)
+
+    def _raw_decode(
+        self,
+        tokens: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        raw: tuple[int, int] | torch.Tensor,
+        cache: KVCache | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits at the raw output positions `raw` and the aligned tapped hidden (B, L, D)."""
         states = self._states(tokens, attention_mask, self.n_layers, cache)
         tap = self.tap_layer % (self.n_layers + 1)
         hidden = self.model.norm(states[tap]) if tap == self.n_layers else states[tap]
         out = self.decoded(
-            states[-1],
-            hidden,
-            (raw_lo, raw_hi),
-            cache,
-            lambda h: self.model.lm_head(self.model.norm(h)),
+            states[-1], hidden, raw, cache, lambda h: self.model.lm_head(self.model.norm(h))
         )
-        logits = out.logits  # (B, raw_hi - raw_lo, V)
-        if lo - shift < 0:  # position 0 has no output about it: it reads raw[0] (dream.py)
-            logits = torch.cat([logits[:, :1], logits], dim=1)
-        return BackboneOutput(logits=logits, hidden=self.align_hidden(out.hidden))
+        return out.logits, self.align_hidden(out.hidden)
 
     def forward(
         self, tokens: torch.Tensor, attention_mask: torch.Tensor | None = None

@@ -1,0 +1,117 @@
+"""The lazy-window cache (`sampler/cache=lazy`): remasking at the cost of confidence decoding.
+
+A remasker may change any token of its look-back window (`block_buffer` blocks before the current
+one), so `prefix` and `dual` recompute that whole window at every step: 5 blocks for BackPlay's
+paper preset where confidence decoding recomputes 1. This policy computes at each step only what
+the step can use, and writes it back into the record (`KVCache` write-back):
+
+- every step: the current block, and the window positions that hold a mask (a remask left it
+  there; its proposal is needed to commit it again);
+- a judging step (`Remasker.judges`) also every window position whose token changed since it
+  was last computed (re-committed after a remask), so that the head never reads a hidden state
+  computed for another token there; with `fresh_judge` the whole window through the block;
+- a block's first step records the full canvas (as `dual`); the suffix right of the block is
+  read from the record.
+
+The positions are the union over the step's rows; when the window adds none, the forward is
+confidence decoding's dual-cached one. With write-back the record holds, position by position,
+what the last forward that computed it saw: the head reads the look-back window's hidden states
+as of their last computation, stale by the commits since, never by a change of their own token.
+Logits exist only at the computed positions. With `head_cache` the correction head runs the same
+way (`samplers/head_cache.py`).
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+
+from backplay_exp.samplers.cache import DualCache, Forward
+from backplay_exp.samplers.head_cache import CachedHead
+from backplay_exp.samplers.state import DecodeState, Head
+
+
+class LazyWindowCache(DualCache):
+    """Dual cache that recomputes the look-back window only where it changed (see module doc).
+
+    Args:
+        fresh_judge: At judging steps recompute the whole window through the block (the head
+            reads this step's hidden states everywhere); False: only its changed positions.
+        head_cache: Run the correction head on the positions whose hidden states changed since
+            its last call, reading its other keys, values and outputs from its own record.
+        refresh_on_judge: Record the full canvas at every judging step instead.
+    """
+
+    name = "lazy"
+
+    def __init__(
+        self, fresh_judge: bool = False, head_cache: bool = True, refresh_on_judge: bool = False
+    ) -> None:
+        self.fresh_judge, self.head_cache = fresh_judge, head_cache
+        super().__init__(refresh_on_judge)
+
+    def reset(self) -> None:
+        """A new batch: nothing recorded, nothing computed, nothing counted."""
+        super().reset()
+        self.steps = self.window_steps = 0  # cached steps, and those that computed window tokens
+
+    def release(self) -> None:
+        """Free the record and what it was computed from."""
+        super().release()
+        self.seen: torch.Tensor | None = None  # (B, T) the token each position was computed with
+        self.dirty: torch.Tensor | None = None  # (B, T) bool, computed since the head's last call
+        self.step_rows: torch.Tensor | None = None  # (b,) the rows of the step in progress
+
+    def head(self, head: Head | None) -> Head | None:
+        """The head, cached over this policy's record if `head_cache` and it takes a cache.
+
+        A head whose forward takes no `cache` (one of the user's) runs uncached: every call a
+        full pass, as with the other policies.
+        """
+        if not self.head_cache or head is None:
+            return head
+        forward = getattr(head, "forward", head)  # a module's own signature, not __call__'s
+        takes_cache = "cache" in inspect.signature(forward).parameters
+        return CachedHead(head, self) if takes_cache else head
+
+    def step(self, state: DecodeState, rows: torch.Tensor, judging: bool = False) -> Forward:
+        """Record, or compute the block and what the window needs (see module doc)."""
+        x = state.x[rows]  # (b, T)
+        if self.seen is None or self.dirty is None:
+            self.seen = torch.full_like(state.x, -1)
+            self.dirty = torch.zeros_like(state.x, dtype=torch.bool)
+        self.step_rows = rows
+        if self.records_now(judging):
+            self.seen[rows], self.dirty[rows] = x, True
+            return self.record(rows), (state.win_lo, state.hi)
+        self.steps += 1
+        if judging and self.fresh_judge:
+            extra = torch.arange(state.win_lo, state.lo, device=x.device)
+        else:
+            extra = self.stale(state, x, rows, judging)  # (n,)
+        self.window_steps += int(len(extra) > 0)
+        local = self.local(rows)
+        if len(extra) == 0:  # the block alone: a dual-cached span
+            kv, window = self.kv.span(state.lo, state.hi, local, True), (state.lo, state.hi)
+        else:
+            window = torch.cat([extra, torch.arange(state.lo, state.hi, device=x.device)])
+            kv = self.kv.at(window, local, write_back=True)
+        cols = torch.arange(*window, device=x.device) if isinstance(window, tuple) else window
+        self.seen[rows[:, None], cols] = x[:, cols]
+        self.dirty[rows[:, None], cols] = True
+        return kv, window
+
+    def stale(
+        self, state: DecodeState, x: torch.Tensor, rows: torch.Tensor, judging: bool
+    ) -> torch.Tensor:
+        """(n,) window positions left of the block that this step computes, of any row.
+
+        Masks always; at judging steps also tokens that changed since they were computed.
+        """
+        assert self.seen is not None
+        back = x[:, state.win_lo : state.lo]  # (b, W) the look-back blocks
+        need = back == state.mask_id  # (b, W) remasked, not yet committed again
+        if judging:
+            need |= back != self.seen[rows, state.win_lo : state.lo]
+        return need.any(0).nonzero().squeeze(1) + state.win_lo
