@@ -55,7 +55,8 @@ def test_gsm8k_local_files_end_to_end(compose_cfg, tmp_path):
     assert results["accuracy"] == metrics["accuracy"]
     assert results["accuracy"] == results["lm_eval"]["backplay_gsm8k"][results["metric"]]
     assert results["convention"] == "lm_eval:backplay_gsm8k:1shot"
-    gold = [json.loads(line)["answer"] for line in (data / "gsm8k" / "test.jsonl").open()]
+    lines = (data / "gsm8k" / "test.jsonl").read_text().splitlines()
+    gold = [json.loads(line)["answer"] for line in lines]
     assert [s["answer"] for s in samples] == gold
     assert all(s["prompt"].count("Question:") == 2 for s in samples)  # one shot + the question
     assert all(s["prompt"].endswith("Answer:") for s in samples)
