@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -107,6 +108,10 @@ def decode_run(args: argparse.Namespace, cache: str, policy_name: str) -> dict[s
         node = OmegaConf.load(CONF / "sampler" / "cache" / f"{cache}.yaml")
         if "refresh_on_judge" in node:
             node.refresh_on_judge = args.cache_refresh == "judge"
+        for option in args.cache_set:  # e.g. fresh_judge=true, for the caches that have it
+            key, value = option.split("=", 1)
+            if key in node:
+                node[key] = yaml.safe_load(value)
         return instantiate(node)
 
     decoder = Decoder(
@@ -182,6 +187,10 @@ def main() -> None:
     parser.add_argument("--cache-refresh", choices=("block", "judge"), default="block")
     parser.add_argument("--policies", nargs="+", choices=POLICIES, default=list(POLICIES))
     parser.add_argument("--caches", nargs="+", choices=CACHES, default=list(CACHES))
+    parser.add_argument(
+        "--cache-set", nargs="*", default=[], metavar="KEY=VALUE",
+        help="cache options, e.g. fresh_judge=true head_cache=false (where a cache has them)",
+    )  # fmt: skip
     parser.add_argument("--step-memory", action="store_true")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--run", nargs=2, help=argparse.SUPPRESS)

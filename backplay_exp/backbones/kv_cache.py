@@ -123,6 +123,9 @@ class KVCache:
                 return recorded.index_copy_(dim, self.cols, fresh)
             return recorded.index_copy(dim, self.cols, fresh)
         cols = self.positions(recorded.shape[dim])
+        if own or self.write_back:  # in place: no copy of the whole record
+            recorded.narrow(dim, cols.start, cols.stop - cols.start).copy_(fresh)
+            return recorded
         return splice(recorded, fresh, cols.start, cols.stop, dim)
 
     def _stored(self, record: torch.Tensor, spliced: torch.Tensor) -> torch.Tensor:
