@@ -14,40 +14,28 @@ Stages are trained on first use and cached; `head_train.checkpoint` / `joint.che
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import nn
 
-from backplay_exp.backbones.base import Backbone, load_backbone
-from backplay_exp.heads.io import load_head
-from backplay_exp.tasks.stages import is_done
-from backplay_exp.tasks.train import (
-    head_stage,
-    head_stage_dir,
-    joint_stage,
-    joint_stage_dir,
-    sft_backbone,
-    sft_stage,
-    sft_stage_dir,
-    t2t_stage,
-    t2t_stage_dir,
+from backplay_exp.backbones.base import Backbone
+from backplay_exp.tasks.registry import (
+    load_stage_backbone,
+    load_stage_head,
+    resolve,
+    uses_artifact,
+    with_needs,
 )
 
-MODELS = ("auto", "sft", "head", "joint", "t2t")
-
-
-def stage_or_path(
-    ckpt: str, stage: Callable[[DictConfig], Path], cfg: DictConfig, kind: str
-) -> tuple[Path, str]:
-    """The cached stage (`auto`: trained first if missing) or the explicit path, and its name."""
-    if ckpt == "auto":
-        found = stage(cfg)
-        return found, f"{kind}/{found.name}"
-    return Path(ckpt), ckpt
+# model -> (the stage its backbone comes from, the stage its head comes from, if any)
+MODELS: dict[str, tuple[str, str | None]] = {
+    "sft": ("sft", None),
+    "head": ("sft", "head"),
+    "joint": ("joint", "joint"),
+    "t2t": ("t2t", None),
+}
 
 
 def model_kind(cfg: DictConfig, policy_uses_head: bool) -> str:
@@ -57,8 +45,8 @@ def model_kind(cfg: DictConfig, policy_uses_head: bool) -> str:
         ValueError: for an unknown model or one the policy cannot decode with.
     """
     model = str(cfg.model)
-    if model not in MODELS:
-        raise ValueError(f"model={model!r} is not one of {', '.join(MODELS)}")
+    if model not in ("auto", *MODELS):
+        raise ValueError(f"model={model!r} is not one of auto, {', '.join(MODELS)}")
     if model == "auto" or (model == "head" and not policy_uses_head):
         # a frozen-backbone head that the policy does not consult leaves the SFT model
         model = "head" if policy_uses_head else "sft"
@@ -75,6 +63,12 @@ def model_kind(cfg: DictConfig, policy_uses_head: bool) -> str:
     return model
 
 
+def model_stages(cfg: DictConfig, policy_uses_head: bool) -> tuple[str, ...]:
+    """The stages the decoding model loads: its backbone's, then its head's (if another)."""
+    backbone, head = MODELS[model_kind(cfg, policy_uses_head)]
+    return tuple(dict.fromkeys(s for s in (backbone, head) if s is not None))
+
+
 def prepare_stages(cfg: DictConfig, policy_uses_head: bool, train: bool = True) -> None:
     """Make sure the cached stages `decoding_model` loads exist, without loading them.
 
@@ -87,22 +81,8 @@ def prepare_stages(cfg: DictConfig, policy_uses_head: bool, train: bool = True) 
     Raises:
         FileNotFoundError: if `train` is False and a stage is missing, naming the command.
     """
-    model = model_kind(cfg, policy_uses_head)
-    needed = {"sft": [("sft", sft_stage_dir, sft_stage)]}
-    needed["head"] = [*needed["sft"], ("head_train", head_stage_dir, head_stage)]
-    needed["joint"] = [("joint", joint_stage_dir, joint_stage)]
-    needed["t2t"] = [*needed["sft"], ("t2t", t2t_stage_dir, t2t_stage)]
-    for key, where, stage in needed[model]:
-        if str(cfg[key].checkpoint) != "auto":
-            continue  # an explicit path (or the pretrained backbone): nothing to train
-        if train:
-            stage(cfg)
-        elif not is_done(where(cfg)):
-            task = {"sft": "sft", "head_train": "head", "joint": "joint", "t2t": "t2t"}[key]
-            raise FileNotFoundError(
-                f"the {task} stage is not in the cache ({where(cfg)}): train it first with the "
-                f"same overrides and task={task} (one process), as launch/_sweep.sh does"
-            )
+    for name in with_needs(model_stages(cfg, policy_uses_head)):
+        resolve(cfg, name, train)
 
 
 def decoding_model(
@@ -110,25 +90,18 @@ def decoding_model(
 ) -> tuple[Backbone, nn.Module | None, dict[str, Any]]:
     """The backbone and head to decode with, and what describes them in results.json."""
     model = model_kind(cfg, policy_uses_head)
-    artifact = instantiate(cfg.artifact).name
-    if model == "t2t":
-        stage, source = stage_or_path(str(cfg.t2t.checkpoint), t2t_stage, cfg, "t2t")
-        info = {"model": "t2t", "artifact": artifact, "model_source": source}
-        return load_backbone(stage / "backbone"), None, info
-    if model == "joint":
-        stage, source = stage_or_path(str(cfg.joint.checkpoint), joint_stage, cfg, "joint")
-        info = {"model": "joint", "artifact": artifact, "model_source": source}
-        return load_backbone(stage / "backbone"), load_head(stage / "head"), info
-    backbone, source = sft_backbone(cfg)
-    if model == "sft":
-        return backbone, None, {"model": "sft", "artifact": None, "model_source": source}
-    ckpt = str(cfg.head_train.checkpoint)
-    stage, head_source = stage_or_path(ckpt, head_stage, cfg, "head")
-    head_dir = stage / "head" if ckpt == "auto" else stage  # an explicit path is the head dir
+    backbone_from, head_from = MODELS[model]
+    stages = model_stages(cfg, policy_uses_head)
+    where = resolve(cfg, backbone_from)
     info = {
-        "model": "head",
-        "artifact": artifact,
-        "model_source": source,
-        "head_source": head_source,
+        "model": model,
+        "artifact": instantiate(cfg.artifact).name if uses_artifact(stages) else None,
+        "model_source": where.source,
     }
-    return backbone, load_head(head_dir), info
+    backbone = load_stage_backbone(cfg, where)
+    if head_from is None:
+        return backbone, None, info
+    if head_from != backbone_from:
+        where = resolve(cfg, head_from)
+        info["head_source"] = where.source
+    return backbone, load_stage_head(where), info

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from backplay_exp.tasks.registry import stage_dir, stage_trainer
 from backplay_exp.tasks.results import job_signature
-from backplay_exp.tasks.train import head_stage_dir, stage_trainer
 from tests.conftest import TINY
 
 ROOT = Path(__file__).parents[2]
@@ -70,9 +70,9 @@ def test_llada_heads_train_on_ddp_beside_an_fsdp_sft(compose_cfg, table):
     one = composed("task=head", "head_train.trainer.devices=1")
     assert request(one)["gpus_per_node"] == request(one)["tasks_per_node"] == 1
     # how many GPUs train the head is not what the head is: the same cached stage
-    assert head_stage_dir(one) == head_stage_dir(head)
-    assert head_stage_dir(composed("task=head", "head_train.trainer.precision=32")) != (
-        head_stage_dir(head)
+    assert stage_dir(one, "head") == stage_dir(head, "head")
+    assert stage_dir(composed("task=head", "head_train.trainer.precision=32"), "head") != (
+        stage_dir(head, "head")
     )
 
 

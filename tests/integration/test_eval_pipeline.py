@@ -7,6 +7,7 @@ from omegaconf import OmegaConf
 
 from backplay_exp.tasks import eval as eval_task
 from backplay_exp.tasks import train
+from backplay_exp.tasks.registry import stage_dir
 from backplay_exp.tasks.runner import run_task
 
 RESULT_KEYS = {
@@ -49,7 +50,7 @@ def test_eval_trains_sft_stage_then_writes_contract_files(compose_cfg):
     assert all(s.keys() >= SAMPLE_KEYS for s in samples)
     # k=2 with gen_length 32: at most 16 forward passes, fewer after an early stop
     assert all(1 <= s["nfe"] <= 16 for s in samples)
-    stage = train.sft_stage_dir(cfg)
+    stage = stage_dir(cfg, "sft")
     assert (stage / "done.json").exists()
     assert (stage / "backbone" / "tokenizer").is_dir()  # tokenizer saved with the checkpoint
     assert results["model_source"] == f"sft/{stage.name}"

@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 from backplay_exp.artifacts.loader import ArtifactBatches, frozen_passes
 from backplay_exp.heads.io import HEAD_WEIGHTS
 from backplay_exp.tasks import train
+from backplay_exp.tasks.registry import stage_dir
 from backplay_exp.tasks.runner import run_task
 
 SMALL_HEAD = [
@@ -63,7 +64,7 @@ def test_head_stage_with_a_worker_repeats_exactly_and_restores_the_threads(compo
         metrics = run_task(cfg)
         assert torch.get_num_threads() == threads  # the main process got its threads back
         assert metrics["backbone_unchanged"] is True and metrics["steps"] == 6
-        runs.append((metrics, load_file(str(train.head_stage_dir(cfg) / "head" / HEAD_WEIGHTS))))
+        runs.append((metrics, load_file(str(stage_dir(cfg, "head") / "head" / HEAD_WEIGHTS))))
     (m_a, w_a), (m_b, w_b) = runs
     assert {k: v for k, v in m_a.items() if k != "train_s"} == {
         k: v for k, v in m_b.items() if k != "train_s"
