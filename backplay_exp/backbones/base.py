@@ -20,7 +20,7 @@ from torch import nn
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 if TYPE_CHECKING:
-    from backplay_exp.backbones.kv_cache import KVCache
+    from backplay_exp.transformer.kv_cache import KVCache
 
 CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_DIR = "backbone.yaml", "model.safetensors", "tokenizer"
 

@@ -34,8 +34,8 @@ import torch
 
 from backplay_exp.backbones.native.backbone import NativeBackbone, unsupported
 from backplay_exp.backbones.native.checkpoint import KeyMap
-from backplay_exp.backbones.native.model import TransformerConfig
-from backplay_exp.layers import positions_from_mask
+from backplay_exp.transformer.block import positions_from_mask
+from backplay_exp.transformer.config import TransformerConfig
 
 LAYER = "model.layers.{i}."
 SUPPORTED = {"hidden_act": "silu", "use_sliding_window": False, "rope_scaling": None}

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from backplay_exp.backbones.hf import HFBackbone
-from backplay_exp.layers import positions_from_mask
+from backplay_exp.transformer.block import positions_from_mask
 
 
 class MaskedLMBackbone(HFBackbone):

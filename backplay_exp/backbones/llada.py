@@ -30,7 +30,7 @@ from typing import Any
 
 from backplay_exp.backbones.native.backbone import NativeBackbone, unsupported
 from backplay_exp.backbones.native.checkpoint import KeyMap
-from backplay_exp.backbones.native.model import TransformerConfig
+from backplay_exp.transformer.config import TransformerConfig
 
 BLOCK = "model.transformer.blocks.{i}."
 # what the published config may say for the architecture implemented here

@@ -8,27 +8,26 @@ no biases, no conv mixer; the Llama-2 tokenizer (32000 tokens) plus the mask tok
 `conv_kernel: 0` and `learned_pos: false` (conf/backbone/smdm_1b.yaml); BackPlay taps block 19
 of 20 (`tap_layer: -2`).
 
-`convert_smdm_state_dict` maps a lit-gpt state dict onto `TinyBackbone`'s keys:
-
-- `attn.attn` rows are grouped per head as `[q_h, k_h, v_h]`; tiny's `qkv` wants `[q; k; v]`.
-- lit-gpt rotates channel `j` with `j + hd/2` (GPT-NeoX style); tiny rotates `2j` with `2j+1`.
-  Permuting the rows of q and k within each head (`new[2j] = old[j]`, `new[2j+1] =
-  old[j + hd/2]`) gives identical attention scores (same pairs, same frequencies).
-- `mlp.fc_1`/`fc_2`/`proj` (or TinyLlama's `swiglu.w1`/`w2`/`w3`) -> `gate_up` = [gate; up], `down`.
-- The output layer has no row for the mask token. `smdm_1b` keeps it so (`mask_output_row:
-  false`: the published parameter count, the mask's logit a constant 0); with a row, the
-  converter adds a zero one. Decoders never propose the mask either way.
+SMDM's published weights load through a key map of their own (`SMDM_KEYMAP`, as LLaDA's and
+Dream's): lit-gpt's names (`transformer.wte`, `transformer.h.N.{norm_1, attn.proj, norm_2}`,
+`mlp.fc_1`/`fc_2`/`proj` or TinyLlama's `mlp.swiglu.w1`/`w2`/`w3`, `transformer.ln_f`,
+`lm_head`) onto the transformer's. One tensor is fused in the published layout: `attn.attn`
+holds, head by head, `[q_h, k_h, v_h]`; `split_fused_attention` cuts it into q, k and v before
+the renaming (a loading concern; the block itself has separate projections). The rotary layout
+is the same as the stack's (GPT-NeoX: channel j turns with j + hd/2), so nothing is permuted.
+The output layer has no row for the mask token. `smdm_1b` keeps it so (`mask_output_row:
+false`: the published parameter count, the mask's logit a constant 0); with a row, the converter
+adds a zero one. Decoders never propose the mask either way.
 
 Two facts of SMDM's published code (ML-GSAI/SMDM, `lit_gpt/diffmodel.py` and `config.py`)
 that the converted model reproduces through two `TinyBackbone` options (set in
-conf/backbone/smdm_1b.yaml; tiny's defaults keep the old behaviour):
+conf/backbone/smdm_1b.yaml):
 
 - `norm_eps: 1.0e-5`: every RMSNorm of `Diff_LLaMA_1028M` uses eps 1e-5 (tiny's is 1e-6).
 - `rope_table_dtype: bfloat16`: `TransEncoder.build_rope_cache` hard-codes
   `dtype=torch.bfloat16`, so SMDM's cos/sin tables are rounded to bf16 even in a float32 model
   and the rotation is then computed in float32; the released model was trained with them.
-  `rotary_tables` follows that recipe, including its frequencies `1 / base ** (2i / hd)` (the
-  float32 rounding of `base ** (-2i / hd)`, tiny's, moves some bf16 table entries by one step).
+  `transformer.rotary.Rotary` follows that recipe with `table_dtype`.
 
 With both, a converted tiny random `TransEncoder` of the published code reproduces its float32
 logits to 1.7e-6 and its block outputs to under 1e-6 (tests/backbones/test_smdm.py, against the
@@ -51,14 +50,35 @@ from omegaconf import DictConfig
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from backplay_exp.backbones.base import Backbone
+from backplay_exp.backbones.native.checkpoint import KeyMap
 from backplay_exp.backbones.tiny import TinyBackbone
 
 log = logging.getLogger(__name__)
 
-# lit-gpt (fc_1, fc_2, proj) and TinyLlama/xformers (swiglu.w1, w2, w3) names of the SwiGLU MLP
-MLP_NAMES = (
-    ("mlp.fc_1", "mlp.fc_2", "mlp.proj"),
-    ("mlp.swiglu.w1", "mlp.swiglu.w2", "mlp.swiglu.w3"),
+H = "transformer.h.{i}."
+SMDM_KEYMAP = KeyMap(
+    [
+        ("transformer.wte", "embed"),
+        ("transformer.ln_f", "norm"),
+        ("lm_head", "lm_head"),
+        *(
+            (H + published, "blocks.{i}." + native)
+            for published, native in [
+                ("norm_1", "attn_norm"),
+                ("attn.q", "q_proj"),  # the three parts of the fused `attn.attn`
+                ("attn.k", "k_proj"),
+                ("attn.v", "v_proj"),
+                ("attn.proj", "o_proj"),
+                ("norm_2", "mlp_norm"),
+                ("mlp.fc_1", "gate_proj"),  # lit-gpt's LLaMAMLP
+                ("mlp.fc_2", "up_proj"),
+                ("mlp.proj", "down_proj"),
+                ("mlp.swiglu.w1", "gate_proj"),  # TinyLlama's xformers SwiGLU
+                ("mlp.swiglu.w2", "up_proj"),
+                ("mlp.swiglu.w3", "down_proj"),
+            ]
+        ),
+    ]
 )
 
 
@@ -84,12 +104,6 @@ def smdm_tokenizer(name_or_path: str, mask_token: str) -> PreTrainedTokenizerBas
     return tokenizer
 
 
-def rope_half_to_interleaved(head_dim: int) -> torch.Tensor:
-    """Row order that turns NeoX-style rotary pairs `(j, j + hd/2)` into `(2j, 2j + 1)`."""
-    half = head_dim // 2
-    return torch.stack([torch.arange(half), torch.arange(half) + half], dim=1).flatten()
-
-
 def _pad_rows(weight: torch.Tensor, rows: int, what: str) -> torch.Tensor:
     if weight.shape[0] == rows:
         return weight
@@ -98,58 +112,62 @@ def _pad_rows(weight: torch.Tensor, rows: int, what: str) -> torch.Tensor:
     raise ValueError(f"SMDM {what} has {weight.shape[0]} rows; the tokenizer has {rows} ids")
 
 
+def split_fused_attention(state: dict[str, torch.Tensor], n_heads: int) -> dict[str, torch.Tensor]:
+    """`state` with every `attn.attn` (rows `[q_h, k_h, v_h]` per head) cut into `attn.q/k/v`.
+
+    Raises:
+        ValueError: on an unexpected shape (grouped-query checkpoints are not supported).
+    """
+    out = {}
+    for key, value in state.items():
+        if not key.endswith(".attn.attn.weight"):
+            out[key] = value
+            continue
+        d = value.shape[1]
+        if value.shape != (3 * d, d) or d % n_heads:
+            raise ValueError(
+                f"{key} has shape {tuple(value.shape)}, expected {(3 * d, d)} with "
+                f"n_heads={n_heads} (grouped-query attention is not supported)"
+            )
+        parts = value.view(n_heads, 3, d // n_heads, d).unbind(1)  # q, k, v: (H, hd, d) each
+        for name, part in zip("qkv", parts, strict=True):
+            out[key.replace(".attn.attn.", f".attn.{name}.")] = part.reshape(d, d)
+    return out
+
+
 def convert_smdm_state_dict(
     state: dict[str, torch.Tensor], n_heads: int, vocab_size: int, mask_output_row: bool = True
 ) -> dict[str, torch.Tensor]:
-    """Map SMDM (lit-gpt) weights onto `TinyBackbone` keys (see the module docstring).
+    """SMDM (lit-gpt) weights under the transformer's names (see the module docstring).
 
     Args:
         state: SMDM state dict (`transformer.wte.weight`, `transformer.h.{i}...`, `lm_head`).
         n_heads: Attention heads (SMDM-1B: 14); grouped-query checkpoints are not supported.
-        vocab_size: Rows of tiny's embedding (`len(tokenizer)`).
-        mask_output_row: Whether tiny's output layer has a row for the mask id (a zero row is
+        vocab_size: Rows of the embedding (`len(tokenizer)`).
+        mask_output_row: Whether the output layer has a row for the mask id (a zero row is
             added to the published one); false for `smdm_1b`, whose output layer is SMDM's.
 
     Returns:
-        A state dict for `TinyBackbone(conv_kernel=0, learned_pos=False)`.
+        A state dict for `DLMTransformer` (`TinyBackbone(conv_kernel=0, learned_pos=False).model`).
 
     Raises:
-        ValueError: on missing keys or unexpected shapes, naming them.
+        ValueError: on unknown or missing keys or unexpected shapes, naming them.
     """
     state = {k.removeprefix("model.").removeprefix("_orig_mod."): v for k, v in state.items()}
     if "transformer.wte.weight" not in state:
         raise ValueError("not an SMDM/lit-gpt state dict: `transformer.wte.weight` is missing")
-    n_layers = 1 + max(int(k.split(".")[2]) for k in state if k.startswith("transformer.h."))
-    d = state["transformer.wte.weight"].shape[1]
-    hd = d // n_heads
-    perm = rope_half_to_interleaved(hd)
-    out = {
-        "embed.weight": _pad_rows(state["transformer.wte.weight"], vocab_size, "embedding"),
-        "norm.weight": state["transformer.ln_f.weight"],
-        "lm_head.weight": _pad_rows(
-            state["lm_head.weight"], vocab_size - (not mask_output_row), "lm_head"
-        ),
-    }
-    for i in range(n_layers):
-        src, dst = f"transformer.h.{i}.", f"blocks.{i}."
-        qkv = state[src + "attn.attn.weight"]
-        if qkv.shape != (3 * d, d):
-            raise ValueError(
-                f"{src}attn.attn.weight has shape {tuple(qkv.shape)}, expected {(3 * d, d)} "
-                f"(n_heads={n_heads}; grouped-query attention is not supported)"
-            )
-        q, k, v = qkv.view(n_heads, 3, hd, d).unbind(1)  # each (H, hd, d)
-        q, k = q[:, perm], k[:, perm]  # NeoX -> interleaved rotary pairs
-        out[dst + "qkv.weight"] = torch.cat([q, k, v]).reshape(3 * d, d)
-        out[dst + "attn_out.weight"] = state[src + "attn.proj.weight"]
-        out[dst + "attn_norm.weight"] = state[src + "norm_1.weight"]
-        out[dst + "mlp_norm.weight"] = state[src + "norm_2.weight"]
-        names = next((n for n in MLP_NAMES if src + n[0] + ".weight" in state), None)
-        if names is None:
-            raise ValueError(f"{src}mlp: neither {MLP_NAMES[0]} nor {MLP_NAMES[1]} weights found")
-        gate, up, down = (state[src + n + ".weight"] for n in names)
-        out[dst + "gate_up.weight"] = torch.cat([gate, up])
-        out[dst + "down.weight"] = down
+    out, unknown = {}, []
+    for key, value in split_fused_attention(state, n_heads).items():
+        name = SMDM_KEYMAP.to_native(key)
+        if name is None:
+            unknown.append(key)
+        else:
+            out[name] = value
+    if unknown:
+        raise ValueError(f"SMDM tensors this architecture does not have: {unknown[:8]}")
+    out["embed.weight"] = _pad_rows(out["embed.weight"], vocab_size, "embedding")
+    rows = vocab_size - (not mask_output_row)
+    out["lm_head.weight"] = _pad_rows(out["lm_head.weight"], rows, "lm_head")
     return out
 
 
@@ -182,11 +200,11 @@ class SMDMBackbone(TinyBackbone):
         if init_from is not None:
             state = convert_smdm_state_dict(
                 load_smdm_checkpoint(init_from),
-                self.blocks[0].n_heads,
+                self.model.cfg.n_heads,
                 len(self.tokenizer),
                 self.mask_output_row,
             )
-            self.load_state_dict(state)
+            self.model.load_state_dict(state)
             log.info("SMDM weights loaded from %s", init_from)
 
     @classmethod

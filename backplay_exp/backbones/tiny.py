@@ -1,25 +1,28 @@
 """The embedded `tiny` DLM: a small bidirectional transformer with LLaDA's block shape.
 
-Pre-norm blocks of RMSNorm -> rotary self-attention (no causal mask) -> optional depthwise
-1-D convolution (a local mixer; TOY.md: it lets a sub-million-parameter model learn chained
-arithmetic in CPU minutes) -> SwiGLU MLP. Positions come from the attention mask, so a
-left-padded prompt sees the same positions as the unpadded one (batching equivalence).
+The project's transformer (`transformer/model.py`) at a small size, with two things the
+published models do not have: a depthwise 1-D convolution after attention in every block (a
+local mixer; TOY.md: it lets a sub-million-parameter model learn chained arithmetic in CPU
+minutes) and a learned absolute position embedding. Positions come from the attention mask, so
+a left-padded prompt sees the same positions as the unpadded one (batching equivalence).
+SMDM-1B (`smdm.py`) is this class at SMDM's shape, without either.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from backplay_exp.backbones.base import Backbone, BackboneOutput, check_tap_layer
-from backplay_exp.backbones.kv_cache import KVCache
-from backplay_exp.layers import Block, RMSNorm, positions_from_mask, rotary_tables
+from backplay_exp.backbones.base import check_tap_layer
+from backplay_exp.backbones.stack import StackBackbone
+from backplay_exp.transformer.block import positions_from_mask
+from backplay_exp.transformer.config import TransformerConfig
+from backplay_exp.transformer.kv_cache import KVCache
+from backplay_exp.transformer.model import DLMTransformer
 
 
-class TinyBackbone(Backbone):
+class TinyBackbone(StackBackbone):
     """The in-repo DLM used by the embedded default, the tests and the quickstart.
 
     Args:
@@ -29,15 +32,17 @@ class TinyBackbone(Backbone):
         n_heads: Attention heads per block.
         mlp_ratio: SwiGLU hidden size as a multiple of D.
         conv_kernel: Width of the depthwise conv mixer in every block (0 disables it).
-        max_len: Longest sequence (for the learned position embedding).
+        max_len: Longest sequence (the learned position embedding's rows).
         learned_pos: Add a learned absolute position embedding to the rotary positions.
         rope_base: Rotary frequency base.
-        init_std: Std of the embedding and linear initialisation (TOY.md: small, 0.02).
-        tap_layer: Which entry of [embeddings, block_1, ..., block_N] is the `hidden` output.
+        init_std: Std of the embedding and linear initialisation (TOY.md: small, 0.02); the
+            residual output projections are scaled down with depth (GPT-2 style).
+        tap_layer: Index into `[embeddings, block_1, ..., norm(block_N)]` of `hidden`.
+        n_kv_heads: Key/value heads (null = n_heads; fewer: grouped-query attention).
         norm_eps: Epsilon of every RMSNorm (tiny: 1e-6; SMDM's published model: 1e-5).
-        rope_table_dtype: None: float32 rotary tables (tiny). A torch dtype name, e.g.
-            "bfloat16": the tables are rounded to that dtype and used in float32, as SMDM's
-            published `build_rope_cache` does even for a float32 model (`rotary_tables`).
+        rope_table_dtype: None: float32 rotary tables. A torch dtype name, e.g. "bfloat16":
+            the tables are rounded to that dtype and used in float32, as SMDM's published
+            `build_rope_cache` does even for a float32 model.
         mask_output_row: The output layer has a row for the mask id (tiny). False: it has
             none, as SMDM's published `lm_head` (the mask is the last id); the mask's logit
             is then a constant 0. Decoders never propose the mask either way.
@@ -58,75 +63,49 @@ class TinyBackbone(Backbone):
         rope_base: float,
         init_std: float,
         tap_layer: int,
+        n_kv_heads: int | None = None,
         norm_eps: float = 1e-6,
         rope_table_dtype: str | None = None,
         mask_output_row: bool = True,
     ) -> None:
         super().__init__(tokenizer)
-        self.tap_layer = check_tap_layer(tap_layer, n_layers)
-        self.hidden_size, self.max_len = d_model, max_len
-        self.rope_base = rope_base
-        table_dtype = None if rope_table_dtype is None else getattr(torch, rope_table_dtype, None)
-        if rope_table_dtype is not None and not (
-            isinstance(table_dtype, torch.dtype) and table_dtype.is_floating_point
-        ):
-            raise ValueError(f"rope_table_dtype={rope_table_dtype!r} is not a torch float dtype")
-        self.rope_table_dtype = table_dtype
-        self.embed = nn.Embedding(len(tokenizer), d_model)
-        self.pos_embed = nn.Embedding(max_len, d_model) if learned_pos else None
-        self.blocks = nn.ModuleList(
-            Block(d_model, n_heads, mlp_ratio, conv_kernel, norm_eps) for _ in range(n_layers)
-        )
-        self.norm = RMSNorm(d_model, norm_eps)
         if not mask_output_row and self.mask_id != len(tokenizer) - 1:
             raise ValueError(
                 f"mask_output_row=false needs the mask to be the last id ({len(tokenizer) - 1}); "
                 f"the tokenizer's mask id is {self.mask_id}"
             )
+        cfg = TransformerConfig(
+            vocab_size=len(tokenizer),
+            d_model=d_model,
+            n_layers=n_layers,
+            n_heads=n_heads,
+            n_kv_heads=n_kv_heads or n_heads,
+            mlp_hidden=int(mlp_ratio * d_model),
+            rope_theta=rope_base,
+            norm_eps=norm_eps,
+            rope_table_dtype=rope_table_dtype,
+            init_std=init_std,
+            residual_init=True,
+            conv_kernel=conv_kernel,
+            max_positions=max_len if learned_pos else None,
+            output_rows=len(tokenizer) - (not mask_output_row),
+        )
+        self.model = DLMTransformer(cfg)
+        self.model.reset_parameters()
+        self.n_layers, self.hidden_size, self.max_len = n_layers, d_model, max_len
+        self.tap_layer = check_tap_layer(tap_layer, n_layers)
         self.mask_output_row = mask_output_row
-        self.lm_head = nn.Linear(d_model, len(tokenizer) - (not mask_output_row), bias=False)
-        self._init_weights(init_std, n_layers)
 
-    def _init_weights(self, std: float, n_layers: int) -> None:
-        for name, p in self.named_parameters():
-            if p.ndim == 2:
-                # residual output projections scaled down with depth (GPT-2 style)
-                scale = (
-                    1 / math.sqrt(2 * n_layers)
-                    if name.endswith(("attn_out.weight", "down.weight"))
-                    else 1
-                )
-                nn.init.normal_(p, std=std * scale)
+    def positions(self, tokens: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
+        """Position ids (B, L) that skip left padding."""
+        if keep is None:
+            return torch.arange(tokens.shape[1], device=tokens.device).expand_as(tokens)
+        return positions_from_mask(keep)
 
-    def forward(
-        self, tokens: torch.Tensor, attention_mask: torch.Tensor | None = None
-    ) -> BackboneOutput:
-        """Logits (B, L, V) and the tapped hidden state (B, L, D) of `tokens` (B, L)."""
-        states = self._states(tokens, attention_mask, len(self.blocks))
-        return BackboneOutput(logits=self._logits(states[-1]), hidden=states[self.tap_layer])
-
-    def _logits(self, final: torch.Tensor) -> torch.Tensor:
-        """(B, L, V) logits of the last block's states; a 0 column for the mask if it has no row."""
-        logits = self.lm_head(self.norm(final))
+    def lm_logits(self, final: torch.Tensor) -> torch.Tensor:
+        """Logits (B, n, V); a 0 column for the mask if the output layer has no row for it."""
+        logits = super().lm_logits(final)
         return logits if self.mask_output_row else nn.functional.pad(logits, (0, 1))
-
-    def hidden_states(
-        self, tokens: torch.Tensor, attention_mask: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """The tapped hidden state alone: blocks after the tap and the LM head are skipped."""
-        tap = self.tap_layer % (len(self.blocks) + 1)  # index into [embeddings, blocks...]
-        return self._states(tokens, attention_mask, tap)[tap]
-
-    def decode(
-        self,
-        tokens: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        outputs: tuple[int, int] | torch.Tensor | None = None,
-        cache: KVCache | None = None,
-    ) -> BackboneOutput:
-        """One decoding forward (see `Backbone.decode`): windowed logits, optional cache."""
-        states = self._states(tokens, attention_mask, len(self.blocks), cache)
-        return self.decoded(states[-1], states[self.tap_layer], outputs, cache, self._logits)
 
     def _states(
         self,
@@ -135,30 +114,8 @@ class TinyBackbone(Backbone):
         n_blocks: int,
         cache: KVCache | None = None,
     ) -> list[torch.Tensor]:
-        """[embeddings, block_1, ..., block_n_blocks] outputs, each (B, n, D).
-
-        n = L, or the span of positions a `cache` asks for.
-        """
-        assert tokens.ndim == 2, "tokens must be (B, L)"
         if tokens.shape[1] > self.max_len:
             raise ValueError(
                 f"sequence length {tokens.shape[1]} exceeds backbone.max_len={self.max_len}"
             )
-        keep = (
-            torch.ones_like(tokens, dtype=torch.bool)
-            if attention_mask is None
-            else attention_mask.bool()
-        )
-        span = slice(None) if cache is None else cache.positions(tokens.shape[1])
-        positions = positions_from_mask(keep)[:, span]  # (B, n): left padding ignored
-        h = self.embed(tokens[:, span])  # (B, n, D)
-        if self.pos_embed is not None:
-            h = h + self.pos_embed(positions)
-        rope = rotary_tables(
-            positions, h.shape[-1] // self.blocks[0].n_heads, self.rope_base, self.rope_table_dtype
-        )
-        states = [h]
-        for i, block in enumerate(self.blocks[:n_blocks]):
-            h = block(h, rope, keep, None if cache is None else cache.layer(i))
-            states.append(h)
-        return states
+        return super()._states(tokens, attention_mask, n_blocks, cache)

@@ -1,9 +1,9 @@
-"""The block classes of this package's transformers, for FSDP's per-block sharding.
+"""The block class of this package's transformer, for FSDP's per-block sharding.
 
 `conf/trainer/fsdp.yaml` passes `block_classes()` as Lightning's `auto_wrap_policy` (a set of
-classes becomes torch's `ModuleWrapPolicy`): each block of the native LLaDA/Dream and of
-`tiny`/SMDM is one shard unit, gathered only while it computes. The correction head's blocks
-are `layers.Block` too, so a joint run shards them the same way.
+classes becomes torch's `ModuleWrapPolicy`): each block of every native backbone (LLaDA, Dream,
+SMDM, tiny) is one shard unit, gathered only while it computes. The correction head's blocks are
+the same class, so a joint run shards them the same way.
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from torch import nn
 
 
 def block_classes() -> set[type[nn.Module]]:
-    """`{DecoderBlock, Block}`: one FSDP unit per transformer block."""
-    from backplay_exp.backbones.native.model import DecoderBlock
-    from backplay_exp.layers import Block
+    """`{Block}`: one FSDP unit per transformer block."""
+    from backplay_exp.transformer.block import Block
 
-    return {DecoderBlock, Block}
+    return {Block}

@@ -34,8 +34,8 @@ from __future__ import annotations
 
 import torch
 
-from backplay_exp.backbones.kv_cache import KVCache
 from backplay_exp.samplers.state import DecodeState, Head
+from backplay_exp.transformer.kv_cache import KVCache
 
 # what a step's forward gets: the cache (None: a plain forward) and the positions that get logits,
 # [lo, hi) or a sorted (n,) tensor of them (the LM head, the softmax and the proposals run there)

@@ -28,7 +28,6 @@ from typing import Any
 import torch
 
 from backplay_exp.backbones.base import Backbone
-from backplay_exp.backbones.kv_cache import KVCache
 from backplay_exp.samplers.cache import NoCache
 from backplay_exp.samplers.commit import FixedK, Schedule
 from backplay_exp.samplers.editors import NoEditor
@@ -37,6 +36,7 @@ from backplay_exp.samplers.remaskers import NoRemask
 from backplay_exp.samplers.select import propose_tokens, widen
 from backplay_exp.samplers.state import DecodeResult, DecodeState, Head, Step
 from backplay_exp.samplers.stop import StopRule
+from backplay_exp.transformer.kv_cache import KVCache
 
 __all__ = ["DecodeResult", "Decoder", "Head"]
 

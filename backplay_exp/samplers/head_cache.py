@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from backplay_exp.backbones.kv_cache import KVCache
 from backplay_exp.samplers.state import Head
+from backplay_exp.transformer.kv_cache import KVCache
 
 if TYPE_CHECKING:
     from backplay_exp.samplers.lazy_cache import LazyWindowCache

@@ -55,11 +55,10 @@ def test_trainer_strategies_build(compose_cfg, option, strategy):
 
 
 def test_fsdp_wraps_each_transformer_block(compose_cfg):
-    from backplay_exp.backbones.native.model import DecoderBlock
-    from backplay_exp.layers import Block
+    from backplay_exp.transformer.block import Block
 
     policy = instantiate(compose_cfg("trainer=fsdp", tiny=False).trainer.strategy.auto_wrap_policy)
-    assert policy == {DecoderBlock, Block}
+    assert policy == {Block}
 
 
 def test_smdm_1b_takes_the_tiny_test_overrides(compose_cfg):

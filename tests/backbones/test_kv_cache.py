@@ -11,7 +11,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from backplay_exp.backbones.kv_cache import KVCache, splice
+from backplay_exp.transformer.kv_cache import KVCache, splice
 from tests.backbones.conftest import native_overrides
 from tests.fakes import small_tiny
 
@@ -236,7 +236,7 @@ def test_backplay_with_the_lazy_cache_on_the_native_backbones(make, kind):
         ("exact", LazyWindowCache(refresh_on_judge=True), 1),  # stride 1: every step records
         ("lazy", LazyWindowCache(), 2),
     ]:
-        pol = backplay_policy(block_buffer=1, threshold=0.6, stride=stride)
+        pol = backplay_policy(block_buffer=1, threshold=0.62, stride=stride)
         dec = Decoder(pol, 12, 4, tokens_per_step=2, cache=cache, stop=stop_rule(False))
         outs[name] = dec.generate(backbone, tokens, keep, head=head(0, backbone.hidden_size))
         assert not (outs[name].tokens == backbone.mask_id).any()

@@ -10,7 +10,12 @@ from backplay_exp.backbones.base import load_backbone
 from backplay_exp.backbones.lora import apply_lora, lora_modules, merge_lora
 from tests.backbones.conftest import backbone_overrides
 
-TINY_TARGETS = {"r": 4, "lora_alpha": 8, "lora_dropout": 0.0, "target_modules": ["qkv", "down"]}
+TINY_TARGETS = {
+    "r": 4,
+    "lora_alpha": 8,
+    "lora_dropout": 0.0,
+    "target_modules": ["q_proj", "down_proj"],
+}
 
 
 def perturb_adapters(backbone):
@@ -61,4 +66,4 @@ def test_lora_on_an_hf_adapter_must_be_merged_before_saving(compose_cfg, model_d
 def test_unknown_target_modules_name_the_fix(compose_cfg):
     backbone = instantiate(compose_cfg().backbone)
     with pytest.raises(ValueError, match=r"target_modules=.*matched nothing"):
-        apply_lora(backbone, {"r": 2, "target_modules": ["q_proj"]})
+        apply_lora(backbone, {"r": 2, "target_modules": ["qkv"]})  # tiny's old fused name

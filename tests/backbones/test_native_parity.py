@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 
 from backplay_exp.backbones.dream import DreamBackbone, shift_to_positions
 from backplay_exp.backbones.llada import LLaDABackbone
-from backplay_exp.backbones.native.model import DLMTransformer
+from backplay_exp.transformer.model import DLMTransformer
 from tests.backbones.conftest import native_overrides, real_fixture
 
 KINDS = ["llada", "dream"]

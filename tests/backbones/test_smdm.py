@@ -21,10 +21,10 @@ from backplay_exp.backbones.base import load_backbone
 from backplay_exp.backbones.smdm import (
     SMDMBackbone,
     convert_smdm_state_dict,
-    rope_half_to_interleaved,
     smdm_tokenizer,
+    split_fused_attention,
 )
-from backplay_exp.layers import rotary_tables
+from backplay_exp.transformer.rotary import Rotary
 
 # ../shared/fixtures relative to the project root (never copied into the repo)
 FIXTURE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "real_backbones" / "smdm"
@@ -97,9 +97,9 @@ def fixture_model(tmp_path, config, state, **options) -> SMDMBackbone:
     """The fixture's weights converted into an SMDM backbone (float32, eval mode)."""
     tokenizer = smdm_word_tokenizer(tmp_path, config["vocab_size"])
     model = SMDMBackbone(init_from=None, tokenizer=tokenizer, **backbone_kwargs(config, **options))
-    heads = model.blocks[0].n_heads
+    heads = model.model.cfg.n_heads
     converted = convert_smdm_state_dict(state, heads, len(tokenizer), model.mask_output_row)
-    model.load_state_dict(converted)
+    model.model.load_state_dict(converted)
     return model.eval()
 
 
@@ -108,7 +108,7 @@ def max_diffs(model, golden) -> tuple[float, list[float]]:
     tokens = golden["input_ids"]  # (3, 24), positions 14.. are the mask id
     with torch.no_grad():
         logits = model(tokens).logits  # (B, L, V + 1): the last column is the mask's
-        states = model._states(tokens, None, len(model.blocks))  # [embeddings, block_1, ...]
+        states = model._states(tokens, None, model.n_layers)  # [embeddings, block_1, ...]
     vocab = golden["logits"].shape[-1]  # the published lm_head has no mask row
     logit_diff = (logits[..., :vocab] - golden["logits"]).abs().max().item()
     # golden hidden_states (n_blocks + 1, B, L, D), before the final norm (no final-norm entry)
@@ -122,9 +122,12 @@ def test_mask_token_goes_right_after_the_vocabulary(tmp_path):
     assert tokenizer.mask_token_id == 40 and len(tokenizer) == 41
 
 
-def test_rope_permutation_by_hand():
-    # NeoX pairs (0,4) (1,5) (2,6) (3,7) become interleaved pairs (0,1) (2,3) (4,5) (6,7)
-    assert rope_half_to_interleaved(8).tolist() == [0, 4, 1, 5, 2, 6, 3, 7]
+def test_the_fused_attention_is_split_head_by_head():
+    # 2 heads of dim 2, width 4: published rows are [q_0, k_0, v_0, q_1, k_1, v_1] (2 rows each)
+    fused = torch.arange(12.0).repeat_interleave(4).view(12, 4)  # row r holds the value r
+    split = split_fused_attention({"transformer.h.0.attn.attn.weight": fused}, n_heads=2)
+    rows = {k.split(".")[-2]: v[:, 0].tolist() for k, v in split.items()}
+    assert rows == {"q": [0, 1, 6, 7], "k": [2, 3, 8, 9], "v": [4, 5, 10, 11]}
 
 
 def test_converted_weights_reproduce_the_published_outputs(
@@ -190,7 +193,7 @@ def test_init_from_checkpoint_then_save_load_without_it(
     ours.save(tmp_path / "bb", cfg)
     ckpt.unlink()  # reloading must not read the SMDM checkpoint (nor build the tokenizer)
     loaded = load_backbone(tmp_path / "bb").eval()
-    assert loaded.rope_table_dtype == torch.bfloat16 and loaded.norm.eps == 1e-5
+    assert loaded.model.cfg.table_dtype == torch.bfloat16 and loaded.model.norm.eps == 1e-5
     assert not loaded.mask_output_row
     tokens = golden["input_ids"]
     with torch.no_grad():
@@ -203,8 +206,8 @@ def test_a_mask_output_row_gets_a_zero_row(tmp_path, fixture_config, published_s
     options = {**SMDM_OPTIONS, "mask_output_row": True}
     with_row = fixture_model(tmp_path, fixture_config, published_state, **options)
     without = fixture_model(tmp_path, fixture_config, published_state, **SMDM_OPTIONS)
-    assert with_row.lm_head.weight.shape[0] == without.lm_head.weight.shape[0] + 1
-    assert (with_row.lm_head.weight[-1] == 0).all()
+    rows, rows_without = with_row.model.lm_head.weight, without.model.lm_head.weight
+    assert rows.shape[0] == rows_without.shape[0] + 1 and (rows[-1] == 0).all()
     tokens = golden["input_ids"]
     with torch.no_grad():
         torch.testing.assert_close(with_row(tokens).logits, without(tokens).logits)
@@ -254,7 +257,10 @@ def test_bf16_rotary_tables_follow_the_published_recipe_at_full_size():
     hd, length, base = 128, 2048, 10000
     theta = 1.0 / (base ** (torch.arange(0, hd, 2) / hd))
     angles = torch.outer(torch.arange(length) / 1, theta)  # condense_ratio 1
-    cos, sin = rotary_tables(torch.arange(length)[None], hd, float(base), torch.bfloat16)
+    cos, sin = Rotary(hd, float(base), table_dtype=torch.bfloat16).tables(
+        torch.arange(length)[None]
+    )
+    cos, sin = cos[..., : hd // 2], sin[..., : hd // 2]  # the NeoX tables repeat over both halves
     assert cos.dtype == sin.dtype == torch.float32  # applied in float32 arithmetic
     assert torch.equal(cos[0, 0], angles.cos().bfloat16().float())
     assert torch.equal(sin[0, 0], angles.sin().bfloat16().float())
@@ -268,12 +274,12 @@ def test_smdm_1b_config_has_smdm_shape(compose_cfg):
     with torch.device("meta"):  # 1B parameters, no memory
         backbone = instantiate(cfg.backbone, tokenizer=llama_sized)
     assert cfg.backbone.mask_output_row is False
-    assert backbone.mask_id == 32000 and backbone.lm_head.weight.shape == (32000, 1792)
-    embedding = backbone.embed.weight.numel() + backbone.lm_head.weight.numel()
+    assert backbone.mask_id == 32000 and backbone.model.lm_head.weight.shape == (32000, 1792)
+    embedding = backbone.model.embed.weight.numel() + backbone.model.lm_head.weight.numel()
     non_embedding = sum(p.numel() for p in backbone.parameters()) - embedding
     assert round(non_embedding / 1e6) == 1028  # "Diff_LLaMA_1028M"
-    assert len(backbone.blocks) == 20 and backbone.blocks[0].conv is None
-    assert backbone.pos_embed is None
+    assert len(backbone.model.blocks) == 20 and backbone.model.blocks[0].conv is None
+    assert backbone.model.pos_embed is None
     assert backbone.tap_layer == -2  # block 19 of 20 (BackPlay 4.2.1)
 
 
@@ -284,7 +290,7 @@ def test_smdm_1b_has_the_published_parameter_count(compose_cfg):
     with torch.device("meta"):
         backbone = instantiate(cfg.backbone, tokenizer=llama_sized)
     total = sum(p.numel() for p in backbone.parameters())
-    embedding = backbone.embed.weight.numel() + backbone.lm_head.weight.numel()
+    embedding = backbone.model.embed.weight.numel() + backbone.model.lm_head.weight.numel()
     # The published Diff_LLaMA_1028M: wte 32001 x 1792 (mask row included), lm_head 32000 x 1792,
     # 1,027,677,952 in the blocks and the final norm: 1,142,367,744 in all.
     assert total - embedding == 1_027_677_952
@@ -311,6 +317,6 @@ def test_smdm_1b_has_the_published_parameter_count(compose_cfg):
     with torch.device("meta"):
         state = {k: torch.empty(s) for k, s in published.items()}
         converted = convert_smdm_state_dict(state, 14, len(llama_sized), mask_output_row=False)
-    ours = backbone.state_dict()
+    ours = backbone.model.state_dict()
     assert converted.keys() == ours.keys()
     assert all(converted[k].shape == ours[k].shape for k in ours)

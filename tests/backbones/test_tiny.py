@@ -26,12 +26,12 @@ def test_hidden_states_equal_the_forward_tap(tap_layer):
 def test_hidden_states_skip_the_blocks_after_the_tap_and_the_lm_head():
     backbone = tiny(-2)  # block 2 of 3
     calls = []
-    for name in ("blocks.0", "blocks.1", "blocks.2", "lm_head"):
+    for name in ("model.blocks.0", "model.blocks.1", "model.blocks.2", "model.lm_head"):
         backbone.get_submodule(name).register_forward_hook(lambda *_, n=name: calls.append(n))
     with torch.no_grad():
         backbone.hidden_states(torch.zeros(1, 5, dtype=torch.long))
-    assert calls == ["blocks.0", "blocks.1"]
+    assert calls == ["model.blocks.0", "model.blocks.1"]
     calls.clear()
     with torch.no_grad():
         backbone(torch.zeros(1, 5, dtype=torch.long))
-    assert calls == ["blocks.0", "blocks.1", "blocks.2", "lm_head"]
+    assert calls == ["model.blocks.0", "model.blocks.1", "model.blocks.2", "model.lm_head"]

@@ -138,7 +138,8 @@ def test_t2t_with_lora_changes_only_through_the_adapters(compose_cfg):
     editor = load_backbone(train.t2t_stage_dir(cfg) / "backbone")
     changed = {n for n, p in editor.state_dict().items() if not torch.equal(p, sft.state_dict()[n])}
     # merged LoRA: only the adapted linear layers moved; embeddings and norms did not
-    assert changed and all(n.split(".")[-2] in {"qkv", "attn_out", "gate_up", "down"}
+    assert changed and all(n.split(".")[-2] in {"q_proj", "k_proj", "v_proj", "o_proj",
+                                                  "gate_proj", "up_proj", "down_proj"}
                            for n in changed)  # fmt: skip
 
 
