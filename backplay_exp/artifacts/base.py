@@ -8,6 +8,7 @@ METHOD.md section 4.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -59,3 +60,44 @@ def uniform_range(
 def finish(x_tilde: torch.Tensor, x0: torch.Tensor, visible: torch.Tensor) -> Artifact:
     """Labels against the clean tokens; scored = visible maskable positions."""
     return Artifact(x=x_tilde, labels=x_tilde == x0, scored=visible)
+
+
+@dataclass(frozen=True)
+class Clean:
+    """A clean batch to corrupt: `x0` (B, L), `maskable` (B, L) bool, the model, the randomness."""
+
+    x0: torch.Tensor
+    maskable: torch.Tensor
+    backbone: Backbone
+    generator: torch.Generator | None
+
+    def logits(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The model's logits (B, L, V) of `tokens` (B, L)."""
+        return self.backbone(tokens).logits
+
+
+class RangedArtifact(ABC):
+    """An artifact distribution whose knobs are drawn per row from uniform ranges.
+
+    `ranges` maps each knob to its `(low, high)`; the knobs are drawn in that order, one value
+    per row, and passed to `corrupt` by name.
+    """
+
+    name: str
+    ranges: dict[str, tuple[float, float]]
+
+    def __call__(
+        self,
+        x0: torch.Tensor,
+        maskable: torch.Tensor,
+        backbone: Backbone,
+        generator: torch.Generator | None = None,
+    ) -> Artifact:
+        """Draw the knobs per row and corrupt the clean batch `x0` (B, L)."""
+        b, dev = x0.shape[0], x0.device
+        knobs = {k: uniform_range(lo, hi, b, generator, dev) for k, (lo, hi) in self.ranges.items()}
+        return self.corrupt(Clean(x0, maskable, backbone, generator), **knobs)
+
+    @abstractmethod
+    def corrupt(self, clean: Clean, **knobs: torch.Tensor) -> Artifact:
+        """Corrupt `clean` with the drawn knobs, (B,) each."""

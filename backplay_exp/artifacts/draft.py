@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from backplay_exp.artifacts.base import Artifact, LogitsFn, finish, uniform_range
-from backplay_exp.backbones.base import Backbone
+from backplay_exp.artifacts.base import Artifact, Clean, LogitsFn, RangedArtifact, finish
 from backplay_exp.diffusion.masking import mask_tokens
 
 
@@ -40,7 +39,7 @@ def draft_corrupt(
     return finish(torch.where(mask_t, guess, x_t), x0, maskable)
 
 
-class DraftArtifact:
+class DraftArtifact(RangedArtifact):
     """`artifact=draft`: the model's own draft fills the masks of `x_t`.
 
     Args:
@@ -51,17 +50,9 @@ class DraftArtifact:
     name = "draft"
 
     def __init__(self, t_min: float, t_max: float) -> None:
-        self.t = (t_min, t_max)
+        self.ranges = {"t": (t_min, t_max)}
 
-    def __call__(
-        self,
-        x0: torch.Tensor,
-        maskable: torch.Tensor,
-        backbone: Backbone,
-        generator: torch.Generator | None = None,
-    ) -> Artifact:
-        """Draw t per row and corrupt the clean batch `x0` (B, L) with `backbone`'s draft."""
-        t = uniform_range(*self.t, x0.shape[0], generator, x0.device)
-        return draft_corrupt(
-            x0, maskable, lambda tokens: backbone(tokens).logits, backbone.mask_id, t, generator
-        )
+    def corrupt(self, clean: Clean, t: torch.Tensor) -> Artifact:
+        """Mask at rate `t` and fill the masks with the model's draft (`draft_corrupt`)."""
+        mask_id = clean.backbone.mask_id
+        return draft_corrupt(clean.x0, clean.maskable, clean.logits, mask_id, t, clean.generator)

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from backplay_exp.artifacts.base import Artifact, LogitsFn, finish, uniform_range
-from backplay_exp.backbones.base import Backbone
+from backplay_exp.artifacts.base import Artifact, Clean, LogitsFn, RangedArtifact, finish
 from backplay_exp.diffusion.masking import mask_tokens
 
 
@@ -56,7 +55,7 @@ def lbc_corrupt(
     return finish(x_tilde, x0, maskable & ~mask_t)
 
 
-class LbcArtifact:
+class LbcArtifact(RangedArtifact):
     """`artifact=lbc`: Look-back Correction with ranges for t, Δ and ρ.
 
     Args:
@@ -79,30 +78,18 @@ class LbcArtifact:
         rho_min: float,
         rho_max: float,
     ) -> None:
-        self.t, self.delta, self.rho = (t_min, t_max), (delta_min, delta_max), (rho_min, rho_max)
+        self.ranges = {
+            "t": (t_min, t_max),
+            "delta": (delta_min, delta_max),
+            "rho": (rho_min, rho_max),
+        }
 
-    def __call__(
-        self,
-        x0: torch.Tensor,
-        maskable: torch.Tensor,
-        backbone: Backbone,
-        generator: torch.Generator | None = None,
+    def corrupt(
+        self, clean: Clean, t: torch.Tensor, delta: torch.Tensor, rho: torch.Tensor
     ) -> Artifact:
-        """Draw t, Δ, ρ per row and corrupt the clean batch `x0` (B, L) with `backbone`."""
-        b, dev = x0.shape[0], x0.device
-        t = uniform_range(*self.t, b, generator, dev)
-        delta = uniform_range(*self.delta, b, generator, dev)
-        rho = uniform_range(*self.rho, b, generator, dev)
-        return lbc_corrupt(
-            x0,
-            maskable,
-            lambda tokens: backbone(tokens).logits,
-            backbone.mask_id,
-            t,
-            delta,
-            rho,
-            generator,
-        )
+        """Corrupt with the model's own predictions (`lbc_corrupt`)."""
+        x0, maskable, mask_id = clean.x0, clean.maskable, clean.backbone.mask_id
+        return lbc_corrupt(x0, maskable, clean.logits, mask_id, t, delta, rho, clean.generator)
 
 
 class OneStepArtifact(LbcArtifact):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from backplay_exp.artifacts.base import Artifact, finish, uniform_range
+from backplay_exp.artifacts.base import Artifact, Clean, RangedArtifact, finish
 from backplay_exp.backbones.base import Backbone
 from backplay_exp.diffusion.masking import mask_tokens
 
@@ -50,7 +50,7 @@ def non_special_ids(backbone: Backbone) -> torch.Tensor:
     return keep.nonzero().squeeze(-1)
 
 
-class UniformArtifact:
+class UniformArtifact(RangedArtifact):
     """`artifact=uniform`: random-vocabulary corruption of visible tokens.
 
     Args:
@@ -63,21 +63,13 @@ class UniformArtifact:
     name = "uniform"
 
     def __init__(self, t_min: float, t_max: float, rho_min: float, rho_max: float) -> None:
-        self.t, self.rho = (t_min, t_max), (rho_min, rho_max)
+        self.ranges = {"t": (t_min, t_max), "rho": (rho_min, rho_max)}
 
-    def __call__(
-        self,
-        x0: torch.Tensor,
-        maskable: torch.Tensor,
-        backbone: Backbone,
-        generator: torch.Generator | None = None,
-    ) -> Artifact:
-        """Corrupt the clean batch `x0` (B, L); the model is not called (no model errors)."""
-        b, dev = x0.shape[0], x0.device
-        t = uniform_range(*self.t, b, generator, dev)
-        rho = uniform_range(*self.rho, b, generator, dev)
-        allowed = non_special_ids(backbone).to(dev)
-        return uniform_corrupt(x0, maskable, backbone.mask_id, t, rho, allowed, generator)
+    def corrupt(self, clean: Clean, t: torch.Tensor, rho: torch.Tensor) -> Artifact:
+        """Replace visible tokens by uniform noise; the model is not called (no model errors)."""
+        allowed = non_special_ids(clean.backbone).to(clean.x0.device)
+        mask_id = clean.backbone.mask_id
+        return uniform_corrupt(clean.x0, clean.maskable, mask_id, t, rho, allowed, clean.generator)
 
 
 class RandomVocabArtifact(UniformArtifact):
