@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Sequence
-from dataclasses import replace
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from backplay_exp.benchmarks.base import Benchmark, Problem
 from backplay_exp.benchmarks.loading import Source, take
@@ -28,10 +28,13 @@ def fill(template: str, **fields: str) -> str:
     return template
 
 
-class DatasetBenchmark(Benchmark):
-    """A benchmark whose problems are rows of a dataset.
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Where a benchmark's rows come from and how its prompts and completions are framed.
 
-    Args:
+    Every dataset benchmark's config has these keys beside its own (conf/benchmark/*.yaml).
+
+    Attributes:
         gen_length: Response canvas length.
         block_length: Semi-autoregressive block length.
         path: Local file or directory replacing the hub dataset (see `loading.py`).
@@ -45,24 +48,32 @@ class DatasetBenchmark(Benchmark):
         stop_strings: The completion is cut at the first of these.
     """
 
-    def __init__(
-        self,
-        gen_length: int,
-        block_length: int,
-        path: str | None,
-        hub_name: str | None,
-        hub_config: str | None,
-        split: str | None,
-        limit: int | None,
-        cache_dir: str | None,
-        convention: str,
-        chat_template: bool,
-        stop_strings: Sequence[str],
-    ) -> None:
-        super().__init__(gen_length, block_length)
-        self.source = Source(self.name, hub_name, hub_config, path, cache_dir)
-        self.split, self.limit, self.convention = split, limit, convention
-        self.chat_template, self.stop_strings = chat_template, tuple(stop_strings)
+    gen_length: int
+    block_length: int
+    path: str | None
+    hub_name: str | None
+    hub_config: str | None
+    split: str | None
+    limit: int | None
+    cache_dir: str | None
+    convention: str
+    chat_template: bool
+    stop_strings: Sequence[str]
+
+
+class DatasetBenchmark(Benchmark):
+    """A benchmark whose problems are rows of a dataset.
+
+    Args:
+        dataset: The keys of `DatasetSpec` (a missing or unknown one raises a TypeError).
+    """
+
+    def __init__(self, **dataset: Any) -> None:
+        spec = DatasetSpec(**dataset)
+        super().__init__(spec.gen_length, spec.block_length)
+        self.source = Source(self.name, spec.hub_name, spec.hub_config, spec.path, spec.cache_dir)
+        self.split, self.limit, self.convention = spec.split, spec.limit, spec.convention
+        self.chat_template, self.stop_strings = spec.chat_template, tuple(spec.stop_strings)
         self._tokenizer: PreTrainedTokenizerBase | None = None
 
     @abstractmethod

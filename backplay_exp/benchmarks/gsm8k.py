@@ -17,6 +17,7 @@ import re
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 from backplay_exp.benchmarks.base import Problem, Verdict
 from backplay_exp.benchmarks.dataset import DatasetBenchmark, fill
@@ -81,7 +82,7 @@ class Gsm8kBenchmark(DatasetBenchmark):
         num_fewshot: Examples taken from the start of `fewshot_split` (lm-eval: first 5).
         fewshot_split: Split the examples come from.
         fewshot_path: Local file of the examples; needed with few-shot when `path` is a file.
-        Others: see `DatasetBenchmark`.
+        dataset: The keys of `DatasetSpec`.
     """
 
     name = "gsm8k"
@@ -94,22 +95,9 @@ class Gsm8kBenchmark(DatasetBenchmark):
         num_fewshot: int,
         fewshot_split: str,
         fewshot_path: str | None,
-        gen_length: int,
-        block_length: int,
-        path: str | None,
-        hub_name: str | None,
-        hub_config: str | None,
-        split: str,
-        limit: int | None,
-        cache_dir: str | None,
-        convention: str,
-        chat_template: bool,
-        stop_strings: Sequence[str],
+        **dataset: Any,
     ) -> None:
-        super().__init__(
-            gen_length, block_length, path, hub_name, hub_config, split, limit, cache_dir,
-            convention, chat_template, stop_strings,
-        )  # fmt: skip
+        super().__init__(**dataset)
         self.template, self.shot_template = template, shot_template
         self.shot_separator, self.num_fewshot = shot_separator, num_fewshot
         self.fewshot_split, self.fewshot_path = fewshot_split, fewshot_path

