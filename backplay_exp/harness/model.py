@@ -10,7 +10,7 @@ lm-eval hands the model three kinds of requests (its docs/model_guide.md):
   which its published numbers use);
 - `loglikelihood_rolling`: not defined for a masked diffusion LM (`ROLLING`).
 
-Per request it keeps the decoder's forward passes (NFE), remasks and edits (`stats`), which
+Per request it keeps the decoder's forward passes (NFE), remasks and edits (`stats.py`), which
 `task=lm_eval` joins with lm-eval's per-sample scores. Across ranks (lm-eval shards the documents
 by `rank`/`world_size`) it gathers through the Lightning `Fabric` of `tasks/distributed.py`.
 """
@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -38,8 +37,9 @@ from backplay_exp.harness.generation import (
     stop_strings,
 )
 from backplay_exp.harness.likelihood import mc_loglikelihood
+from backplay_exp.harness.stats import RequestLog
 from backplay_exp.samplers.decoder import Decoder, Head
-from backplay_exp.tasks.shards import batch_generator
+from backplay_exp.utils.seeding import batch_generator
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +90,8 @@ class BackplayLM(LM):
         if fabric is not None:
             self._rank, self._world_size = fabric.global_rank, fabric.world_size
         self._device = next(backbone.parameters()).device
-        self.stats: list[dict[str, Any]] = []
+        self.log = RequestLog()
         self._said: set[str] = set()
-        self._kept: Counter[tuple] = Counter()
-
-    # --- generation ------------------------------------------------------------------------
 
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
         """Decode every request's context; the text up to EoS, cut at its `until` strings."""
@@ -118,7 +115,7 @@ class BackplayLM(LM):
             )
             for row, (i, (nfe, remasks, edits)) in enumerate(zip(members, counts, strict=True)):
                 out[i] = cut_at_stops(texts[row], stop_strings(kwargs[i]))
-                self._record(requests[i], nfe, remasks, edits, int(lengths[row]), wall, canvas)
+                self.log.add(requests[i], nfe, remasks, edits, int(lengths[row]), wall, canvas)
         return out
 
     def _canvas(self, gen_kwargs: dict) -> int:
@@ -149,8 +146,6 @@ class BackplayLM(LM):
             self._decoders[canvas] = self.make_decoder(canvas)
         return self._decoders[canvas]
 
-    # --- likelihood ------------------------------------------------------------------------
-
     def loglikelihood(
         self, requests: list[Instance], disable_tqdm: bool = False
     ) -> list[tuple[float, bool]]:
@@ -177,7 +172,7 @@ class BackplayLM(LM):
             )
             wall = (time.perf_counter() - began) / len(part)
             for offset, ((_, cont), value) in enumerate(zip(part, estimates.tolist(), strict=True)):
-                self._record(requests[start + offset], self.mc_num, 0, 0, len(cont), wall, None)
+                self.log.add(requests[start + offset], self.mc_num, 0, 0, len(cont), wall, None)
                 out.append((float(value), False))
         return out
 
@@ -208,39 +203,10 @@ class BackplayLM(LM):
             return ctx, token_ids(tok, [continuation])[0]
         return ctx, whole[len(ctx) :]
 
-    # --- bookkeeping and chat templates ----------------------------------------------------
-
-    def _record(
-        self,
-        request: Instance,
-        nfe: int,
-        remasks: int,
-        edits: int,
-        tokens: int,
-        wall: float,
-        canvas: int | None,
-    ) -> None:
-        """Keep a request's counts; lm-eval's padding copies (beyond its repeats) are not kept.
-
-        With several ranks lm-eval pads a rank that has fewer requests with copies of its last
-        one; they are decoded but belong to no document.
-        """
-        key = (request.task_name, request.doc_id, request.idx)
-        self._kept[key] += 1
-        if self._kept[key] > (request.repeats or 1):
-            return
-        self.stats.append(
-            {
-                "task": request.task_name,
-                "doc_id": request.doc_id,
-                "nfe": int(nfe),
-                "remasks": int(remasks),
-                "edits": int(edits),
-                "tokens": tokens,
-                "wall_s": wall,
-                "canvas": canvas,
-            }
-        )
+    @property
+    def stats(self) -> list[dict[str, Any]]:
+        """One row per request decoded (NFE, remasks, edits, tokens, wall time, canvas)."""
+        return self.log.rows
 
     def _say(self, key: str, message: str, *args: Any) -> None:
         """Log `message` once per `key` (on rank 0)."""
@@ -288,8 +254,6 @@ class BackplayLM(LM):
             "mc_num": self.mc_num,
         }
 
-    # --- ranks (lm-eval's evaluator calls these when world_size > 1) -----------------------
-
     def all_gather(self, tensor: torch.Tensor) -> torch.Tensor:
         """(world, ...) every rank's `tensor`."""
         return tensor if self.fabric is None else self.fabric.all_gather(tensor)
@@ -306,21 +270,3 @@ class BackplayLM(LM):
         """Wait for every rank."""
         if self.fabric is not None:
             self.fabric.barrier()
-
-
-def requests_stats(stats: Sequence[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
-    """Per (task, doc_id): the sums of its requests' NFE, remasks, edits, tokens and wall time.
-
-    A multiple-choice document has one request per choice; all of them count.
-    """
-    merged: dict[tuple[str, int], dict[str, Any]] = {}
-    for s in stats:
-        key = (s["task"], s["doc_id"])
-        if key not in merged:
-            merged[key] = {k: s[k] for k in ("nfe", "remasks", "edits", "tokens", "wall_s")}
-            merged[key]["requests"] = 1
-        else:
-            for k in ("nfe", "remasks", "edits", "tokens", "wall_s"):
-                merged[key][k] += s[k]
-            merged[key]["requests"] += 1
-    return merged

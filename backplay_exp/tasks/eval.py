@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from backplay_exp.backbones.base import Backbone
 from backplay_exp.benchmarks.base import Benchmark, Problem
 from backplay_exp.data.collate import encode_prompts, response_texts, token_ids
+from backplay_exp.metrics import edit_outcomes, summarize
 from backplay_exp.samplers.decoder import Decoder, Head
 from backplay_exp.tasks.distributed import external_rank, external_world, launch, resolved
 from backplay_exp.tasks.models import decoding_model, prepare_stages
@@ -38,14 +39,9 @@ from backplay_exp.tasks.results import (
     read_samples,
     write_results,
 )
-from backplay_exp.tasks.shards import (
-    batch_generator,
-    merge,
-    my_batches,
-    read_done,
-    shard_path,
-)
+from backplay_exp.tasks.shards import merge, my_batches, read_done, shard_path
 from backplay_exp.utils.device import resolve_device
+from backplay_exp.utils.seeding import batch_generator
 
 log = logging.getLogger(__name__)
 
@@ -62,20 +58,6 @@ def reference_tokens(
         ids = ids[:gen_length]
         ref[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
     return ref
-
-
-def edit_outcomes(events: torch.Tensor, reference: torch.Tensor) -> tuple[list[int], list[int]]:
-    """Per problem: edits that fixed a token (wrong -> reference) and that broke one.
-
-    Args:
-        events: (E, 4) long `(problem, response position, old, new)` (`DecodeResult`).
-        reference: (B, gen_length) reference response tokens.
-    """
-    row, pos, old, new = events.cpu().unbind(-1)
-    ref = reference[row, pos]
-    fixed = torch.bincount(row[(old != ref) & (new == ref)], minlength=len(reference))
-    broke = torch.bincount(row[(old == ref) & (new != ref)], minlength=len(reference))
-    return fixed.tolist(), broke.tolist()
 
 
 def decode_batch(
@@ -130,31 +112,6 @@ def decode_batch(
             strict=True,
         )
     ]
-
-
-def summarize(records: Sequence[dict[str, Any]]) -> dict[str, float | None]:
-    """Accuracy, mean NFE, remasks and edits, edit intensity, wall time and tokens/s.
-
-    Edit intensity is edits per generated token (tokens before the first EoS), over all
-    problems; `edits_fixed_mean` / `edits_broke_mean` are None without reference responses.
-    """
-    n = len(records)
-    wall = sum(r["wall_s"] for r in records)
-    tokens = sum(r["tokens"] for r in records)
-    edits = sum(r.get("edits", 0) for r in records)
-    known = all(r.get("edits_fixed") is not None for r in records)
-    return {
-        "n": n,
-        "accuracy": sum(r["correct"] for r in records) / n,
-        "nfe_mean": sum(r["nfe"] for r in records) / n,
-        "remasks_mean": sum(r["remasks"] for r in records) / n,
-        "edits_mean": edits / n,
-        "edit_intensity": edits / max(tokens, 1),
-        "edits_fixed_mean": sum(r["edits_fixed"] for r in records) / n if known else None,
-        "edits_broke_mean": sum(r["edits_broke"] for r in records) / n if known else None,
-        "wall_s": wall,
-        "tokens_per_s": tokens / wall if wall > 0 else float("nan"),
-    }
 
 
 def reusable(cfg: DictConfig) -> Path | None:

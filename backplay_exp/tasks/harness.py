@@ -20,8 +20,8 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from backplay_exp.metrics import summarize
 from backplay_exp.tasks.distributed import external_world, launch, resolved
-from backplay_exp.tasks.eval import summarize
 from backplay_exp.tasks.models import decoding_model, prepare_stages
 from backplay_exp.tasks.results import (
     SAMPLES_FILE,
@@ -77,7 +77,8 @@ def evaluate(fabric: Any, config: dict[str, Any], out: Path, tasks: Any) -> dict
     from lm_eval.utils import make_table
 
     from backplay_exp.harness import taskset
-    from backplay_exp.harness.model import BackplayLM, requests_stats
+    from backplay_exp.harness.model import BackplayLM
+    from backplay_exp.harness.stats import requests_stats
 
     cfg = OmegaConf.create(config)
     opts = cfg.lm_eval

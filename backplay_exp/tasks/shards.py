@@ -1,11 +1,11 @@
 """An eval job's problems split across ranks, and the one `samples.jsonl` they add up to.
 
 Batch `i` of the job's fixed batches belongs to rank `i % world`; each batch is decoded with a
-generator seeded by `i`, so which rank decodes it changes nothing. A rank appends its records
-to its own file (`samples.rank<r>-of-<w>.jsonl`; a one-process job writes `samples.jsonl`
-directly, as it always has). On resume every rank reads the records of every samples file of
-the job (of the same config signature), so a rank killed mid-run redoes only its unfinished
-batches, whatever the world size of the rerun. When all ranks are done, rank 0 writes
+generator seeded by `i` (`utils/seeding.py`), so which rank decodes it changes nothing. A rank
+appends its records to its own file (`samples.rank<r>-of-<w>.jsonl`; a one-process job writes
+`samples.jsonl` directly, as it always has). On resume every rank reads the records of every
+samples file of the job (of the same config signature), so a rank killed mid-run redoes only its
+unfinished batches, whatever the world size of the rerun. When all ranks are done, rank 0 writes
 `samples.jsonl` in problem order and removes the rank files: the merged file is the one a
 one-process run writes.
 """
@@ -16,8 +16,6 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from backplay_exp.benchmarks.base import Problem
 from backplay_exp.tasks.results import SAMPLES_FILE, append_samples, read_samples
@@ -39,15 +37,6 @@ def read_done(out: Path, config_signature: str) -> dict[str, dict[str, Any]]:
     for path in [out / SAMPLES_FILE, *rank_files(out)]:
         done |= read_samples(path, config_signature)
     return done
-
-
-def batch_generator(seed: int, index: int, device: torch.device | str) -> torch.Generator:
-    """The generator that batch `index` of a job seeded `seed` is decoded with.
-
-    Any rank, any harness: `task=eval` and the lm-eval model (`harness/model.py`) share it, so
-    the same batch decodes to the same tokens in both.
-    """
-    return torch.Generator(device).manual_seed(seed * 1_000_003 + index)
 
 
 def my_batches(n_batches: int, rank: int, world: int) -> list[int]:

@@ -9,7 +9,8 @@ import torch
 from hydra.utils import instantiate
 
 from backplay_exp.harness.generation import batches_by_canvas, canvas_length, cut_at_stops
-from backplay_exp.harness.model import ROLLING, BackplayLM, requests_stats
+from backplay_exp.harness.model import ROLLING, BackplayLM
+from backplay_exp.harness.stats import requests_stats
 from tests.harness.conftest import choice, generation
 
 

@@ -5,11 +5,12 @@ import torch
 
 from backplay_exp.artifacts import draft_corrupt
 from backplay_exp.artifacts.uniform import RandomVocabArtifact
+from backplay_exp.metrics import edit_outcomes, summarize
 from backplay_exp.modules.edit import edit_loss
 from backplay_exp.samplers.commit import ThresholdSchedule
 from backplay_exp.samplers.editors import ThresholdEditor, edit_positions
 from backplay_exp.samplers.remaskers import NoRemask
-from backplay_exp.tasks.eval import edit_outcomes, reference_tokens, summarize
+from backplay_exp.tasks.eval import reference_tokens
 from tests import fakes
 from tests.fakes import DisagreeingBackbone, EditTableBackbone, FixedHead, tok_id
 

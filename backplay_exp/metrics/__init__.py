@@ -1,1 +1,0 @@
-"""Metrics beyond torchmetrics' (accuracy and NFE live in the eval task)."""
