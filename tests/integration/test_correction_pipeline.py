@@ -57,7 +57,8 @@ def test_a_head_step_runs_the_lm_head_once_and_the_last_block_only_for_the_artif
     module.log = lambda *a, **k: None
     calls = []
     for name in ("blocks.0", "blocks.1", "lm_head"):
-        backbone.get_submodule(name).register_forward_hook(lambda *_, n=name: calls.append(n))
+        module_ = backbone.model.get_submodule(name)
+        module_.register_forward_hook(lambda *_, n=name: calls.append(n))
     batch = {
         "input_ids": torch.randint(0, backbone.mask_id, (2, 12)),
         "response_mask": torch.arange(12).expand(2, 12) >= 4,
