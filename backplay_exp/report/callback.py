@@ -13,14 +13,10 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from backplay_exp.report.table import (
-    CSV_FIELDS,
-    SUMMARY_FIELDS,
-    collect,
-    method_label,
-    summary_rows,
-    write_report,
-)
+from backplay_exp.report.claims import write_verdict
+from backplay_exp.report.claimset import ClaimSet
+from backplay_exp.report.jobs import collect, method_label
+from backplay_exp.report.table import CSV_FIELDS, SUMMARY_FIELDS, summary_rows, write_report
 
 log = logging.getLogger(__name__)
 
@@ -71,15 +67,18 @@ class ReportCallback(Callback):
 
     Args:
         wandb: Also log the table and the plot to W&B when the config has a `logger.wandb`.
+        claims: The paper's claims this sweep measures (`conf/claims/`): their verdict lines
+            are printed after the table and written to claims.md.
     """
 
-    def __init__(self, wandb: bool = True) -> None:
-        self.wandb = wandb
+    def __init__(self, wandb: bool = True, claims: ClaimSet | None = None) -> None:
+        self.wandb, self.claims = wandb, claims
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Aggregate the sweep's `results.json` files."""
         sweep = Path(config.hydra.sweep.dir)
         table = write_report(sweep)
+        verdict = write_verdict(sweep, self.claims) if self.claims is not None else ""
         wandb_cfg = (config.get("logger") or {}).get("wandb")
         copy = ""
         if self.wandb and wandb_cfg:
@@ -88,9 +87,10 @@ class ReportCallback(Callback):
             except Exception as err:  # the files are the report; W&B is a copy
                 log.warning("could not log the report to W&B: %s", err)
         log.info(
-            "report of %s\n%s\ntable: %s (also report.csv)\nplot:  %s%s",
+            "report of %s\n%s\n%stable: %s (also report.csv)\nplot:  %s%s",
             sweep,
             table.rstrip(),
+            f"\n{verdict}\n" if verdict else "",
             sweep / "report.md",
             sweep / "pareto.png",
             copy,

@@ -1,62 +1,149 @@
-"""The paper's claims on the embedded model: per-seed differences, 95% intervals, verdicts.
+"""The paper's claims measured on sweeps: per-seed differences, 95% intervals, verdicts.
 
-`python -m backplay_exp.report.claims <toy_paper_dir>` reads the sweeps `launch/toy_paper.sh`
-writes (`tokens/`, `heads/`, `table1/`, `artifacts/`, `random_remask/`, `t2t/`, each a
-multirun over training seeds) and writes `claims.md` beside them: for each claim, the per-seed
-quantity that decides it (a paired difference between arms of the same seed), its mean ± 95%
-t-interval, and a plain verdict:
+What each claim compares comes from a config (`conf/claims/<name>.yaml`, `ClaimSet`): which
+sweep, which arms (fields of results.json), which metric and k, which bar, the display strings.
+A claim's per-seed quantity is the mean of its `plus` terms minus the mean of its `minus` terms,
+paired within each training seed; its verdict:
 
-- **holds**: the interval lies on the claimed side (and, for C2, every condition below is met);
-- **does not hold**: the interval lies on the other side;
-- **not resolved at this n**: the interval straddles the line.
+- **holds**: the 95% t-interval lies on the claimed side (above 0), and every side condition is
+  met (e.g. C2: fewer NFE than confidence at k=2 on every seed, no seed far below its bar);
+- **does not hold**: the interval lies on the other side (or a side condition fails);
+- **not resolved at this n**: the interval straddles 0.
 
-C1 confidence decoding degrades with k (k=1 minus k=4 > 0). C2 BackPlay at k=4 recovers at
-least half of that loss (accuracy minus the half-recovery bar > 0, no seed more than 10 points
-below its own bar) with fewer NFE than confidence at k=2. C3 joint training hurts the base model
-(SFT minus joint, both without remasking, k=2 > 0). C4 LBC artifacts train a better head than
-uniform ones (BackPlay at k=4). C5 the head beats random remasking at matched NFE (k=4). C6 the
-head detects errors (held-out AUROC > 0.5). C7 a draft-trained editor beats a random-vocabulary
-one (accuracy in S-Mode and Q-Mode).
+A sweep of one training seed (the quickstart) has no interval: its verdict lines say whether each
+claim **holds** or **fails** on that run. `python -m backplay_exp.report.claims <toy_paper_dir>`
+writes the embedded paper's claims table (`conf/claims/toy_paper.yaml`) from the sweeps
+`launch/toy_paper.sh` writes; a sweep's report (`report/callback.py`) prints the verdict lines
+of the claims its experiment names (`conf/claims/tokens_sweep.yaml` for the quickstart).
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from backplay_exp.report.aggregate import mean_ci
-from backplay_exp.report.table import collect
+from backplay_exp.report.claimset import ClaimSet, ClaimSpec, Side, Term, load_claims
+from backplay_exp.report.jobs import collect
 
 Job = dict[str, Any]
+Values = list[tuple[int, float]]
 
 
-def pick(jobs: Sequence[Job], **match: Any) -> dict[int, Job]:
-    """The finished jobs whose fields equal `match`, by training seed."""
+@dataclass
+class Measure:
+    """Per seed: a quantity and the means of its `plus` and `minus` terms."""
+
+    values: Values
+    plus: Values
+    minus: Values
+
+    def means(self) -> dict[str, float]:
+        """`value`, `plus`, `minus`: means over seeds (NaN without seeds)."""
+        parts = {"value": self.values, "plus": self.plus, "minus": self.minus}
+        return {k: mean_ci([v for _, v in s])[0] if s else float("nan") for k, s in parts.items()}
+
+
+def pick(jobs: Sequence[Job], arm: Mapping[str, Any]) -> dict[int, Job]:
+    """The finished jobs whose fields equal `arm`, by training seed."""
     found: dict[int, Job] = {}
     for job in jobs:
-        if job.get("status") == "ok" and all(job.get(k) == v for k, v in match.items()):
+        if job.get("status") == "ok" and all(job.get(k) == v for k, v in arm.items()):
             found[int(job["seed"])] = job
     return found
 
 
-def paired(a: dict[int, Job], b: dict[int, Job], value: Callable[[Job, Job], float]) -> list:
-    """`value(a[seed], b[seed])` for every seed both have, in seed order."""
-    return [(seed, value(a[seed], b[seed])) for seed in sorted(a.keys() & b.keys())]
+def measure_terms(plus: Sequence[Term], minus: Sequence[Term], sweep: str, jobs: Any) -> Measure:
+    """Per seed that has every term: mean(plus) - mean(minus) (`jobs(sweep)`: its results)."""
+
+    def arm(term: Term) -> dict[int, float]:
+        picked = pick(jobs(term.sweep or sweep), term.arm)
+        return {s: term.scale * (j[term.metric] - term.baseline) for s, j in picked.items()}
+
+    arms = [arm(t) for t in (*plus, *minus)]
+    seeds = sorted(set.intersection(*(set(a) for a in arms))) if arms else []
+    out = Measure([], [], [])
+    for seed in seeds:
+        up = sum(a[seed] for a in arms[: len(plus)]) / len(plus)
+        down = sum(a[seed] for a in arms[len(plus) :]) / len(minus) if minus else 0.0
+        out.values.append((seed, up - down))
+        out.plus.append((seed, up))
+        out.minus.append((seed, down))
+    return out
 
 
 @dataclass
 class Claim:
-    """One claim: what decides it, per seed, and the verdict."""
+    """One claim measured: its per-seed values, its sides, and the verdict."""
 
-    name: str
-    statement: str
-    quantity: str
-    values: list[tuple[int, float]]
-    extra_ok: bool = True
-    note: str = ""
+    spec: ClaimSpec
+    own: Measure
+    sides: dict[str, Measure]
+
+    @classmethod
+    def measured(cls, spec: ClaimSpec, jobs: Any) -> Claim:
+        """`spec` measured on the sweeps `jobs(name)` returns."""
+        own = measure_terms(spec.plus, spec.minus, spec.sweep, jobs)
+        sides = {
+            s.name: measure_terms(s.plus, s.minus, spec.sweep, jobs) if s.plus else own
+            for s in spec.sides
+        }
+        return cls(spec, own, sides)
+
+    @property
+    def name(self) -> str:
+        """`C1`, ..."""
+        return self.spec.name
+
+    @property
+    def quantity(self) -> str:
+        """What the per-seed values are."""
+        return self.spec.quantity
+
+    @property
+    def values(self) -> Values:
+        """(seed, value) in seed order."""
+        return self.own.values
+
+    @property
+    def complete(self) -> bool:
+        """Whether the sweep has every arm the claim and its sides compare."""
+        sides = (self.sides[s.name].values for s in self.spec.sides if s.plus)
+        return bool(self.values) and all(sides)
+
+    @property
+    def extra_ok(self) -> bool:
+        """Whether every side condition is met."""
+        ok = True
+        for side in self.spec.sides:
+            values = [v for _, v in self.sides[side.name].values]
+            if side.every_seed_above is not None:
+                ok &= bool(values) and all(v > side.every_seed_above for v in values)
+            if side.worst_at_least is not None:
+                ok &= min(values, default=0.0) >= side.worst_at_least
+        return ok
+
+    @property
+    def note(self) -> str:
+        """The sides' texts, `; `-joined."""
+        return "; ".join(self.side_text(side) for side in self.spec.sides)
+
+    def side_text(self, side: Side) -> str:
+        """One side's text with its values filled in."""
+        values = self.sides[side.name].values
+        above = side.every_seed_above if side.every_seed_above is not None else 0.0
+        return side.text.format(
+            per_seed=", ".join(f"{s}: {v:{side.format}}" for s, v in values),
+            values=", ".join(f"{v:{side.format}}" for _, v in values),
+            n=len(values),
+            n_above=sum(v > above for _, v in values),
+            worst=min((v for _, v in values), default=0.0),
+        )
 
     def verdict(self) -> str:
         """Holds / does not hold / not resolved at this n (see the module docstring)."""
@@ -69,125 +156,105 @@ class Claim:
             return "does not hold"
         return "not resolved at this n"
 
+    def run_verdict(self) -> str:
+        """The verdict of a sweep's own line: on one seed its value decides (holds / fails)."""
+        if len(self.values) != 1:
+            return self.verdict()
+        return "holds" if self.values[0][1] > 0 and self.extra_ok else "fails"
+
     def row(self) -> str:
-        """A markdown row."""
+        """A markdown row of the claims table."""
+        spec = self.spec
         if not self.values:
-            return f"| {self.name} | {self.statement} | {self.quantity} | no runs | | not run |"
+            return f"| {spec.name} | {spec.statement} | {spec.quantity} | no runs | | not run |"
         mean, half = mean_ci([v for _, v in self.values])
         seeds = ", ".join(f"{s}: {v:+.1f}" for s, v in self.values)
         note = f" ({self.note})" if self.note else ""
         return (
-            f"| {self.name} | {self.statement} | {self.quantity} | {seeds} | "
+            f"| {spec.name} | {spec.statement} | {spec.quantity} | {seeds} | "
             f"{mean:+.1f} ± {half:.1f} (n={len(self.values)}) | {self.verdict()}{note} |"
         )
 
-
-def acc(job: Job) -> float:
-    """Accuracy in points."""
-    return 100 * job["accuracy"]
-
-
-def claims(root: Path) -> list[Claim]:
-    """C1-C7 from the sweeps under `root` (a missing sweep leaves its claims without runs)."""
-    sweep = {name: collect(root / name) if (root / name).exists() else [] for name in (
-        "tokens", "heads", "table1", "artifacts", "random_remask", "t2t")}  # fmt: skip
-    tok = sweep["tokens"]
-    conf = {k: pick(tok, remask="confidence", tokens_per_step=k) for k in (1, 2, 4)}
-    bp4 = pick(tok, remask="backplay", tokens_per_step=4)
-    c1 = paired(conf[1], conf[4], lambda a, b: acc(a) - acc(b))
-    bar = {s: (acc(conf[1][s]) + acc(conf[4][s])) / 2 for s in conf[1].keys() & conf[4].keys()}
-    c2 = [(s, acc(j) - bar[s]) for s, j in sorted(bp4.items()) if s in bar]
-    nfe_gap = paired(conf[2], bp4, lambda c, b: c["nfe_mean"] - b["nfe_mean"])
-    fewer_nfe = bool(nfe_gap) and all(v > 0 for _, v in nfe_gap)
-    worst = min((v for _, v in c2), default=0.0)
-    t1 = sweep["table1"]
-    sft2 = pick(t1, model="sft", remask="confidence")
-    joint2 = pick(t1, model="joint", remask="confidence")
-    art = sweep["artifacts"]
-    lbc4, uni4 = (pick(art, artifact=a, tokens_per_step=4) for a in ("lbc", "uniform"))
-    rnd = sweep["random_remask"]
-    bp_r, rand_r = (pick(rnd, remask=r, tokens_per_step=4) for r in ("backplay", "random"))
-    nfe_diff = paired(bp_r, rand_r, lambda b, r: b["nfe_mean"] - r["nfe_mean"])
-    heads = pick(sweep["heads"], task="head")
-    t2t = sweep["t2t"]
-    modes = {}
-    for mode in ("S", "Q"):
-        draft, vocab = (pick(t2t, artifact=a, remask=f"t2t_edit({mode})") for a in (
-            "draft", "random_vocab"))  # fmt: skip
-        modes[mode] = paired(draft, vocab, lambda d, v: acc(d) - acc(v))
-    return [
-        Claim("C1", "confidence decoding degrades as k grows", "acc(k=1) - acc(k=4), points", c1),
-        Claim(
-            "C2",
-            "BackPlay at k=4 recovers ≥ half of the loss with fewer NFE than confidence at k=2",
-            "acc(BackPlay, k=4) - half-recovery bar, points",
-            c2,
-            extra_ok=fewer_nfe and worst >= -10,
-            note=f"NFE below confidence k=2 on {sum(v > 0 for _, v in nfe_gap)}/{len(nfe_gap)} "
-            f"seeds; worst seed {worst:+.1f}",
-        ),
-        Claim(
-            "C3",
-            "joint training hurts the base model",
-            "acc(SFT) - acc(joint), confidence, k=2",
-            paired(sft2, joint2, lambda a, b: acc(a) - acc(b)),
-        ),
-        Claim(
-            "C4",
-            "LBC artifacts train a better head than uniform ones",
-            "acc(lbc head) - acc(uniform head), BackPlay k=4",
-            paired(lbc4, uni4, lambda a, b: acc(a) - acc(b)),
-        ),
-        Claim(
-            "C5",
-            "the head beats random remasking at matched NFE",
-            "acc(head) - acc(random), k=4",
-            paired(bp_r, rand_r, lambda a, b: acc(a) - acc(b)),
-            note="NFE(head) - NFE(random): " + ", ".join(f"{s}: {v:+.1f}" for s, v in nfe_diff),
-        ),
-        Claim(
-            "C6",
-            "the head detects the model's errors",
-            "held-out AUROC - 0.5, points",
-            [(s, 100 * (j["val/head_auroc"] - 0.5)) for s, j in sorted(heads.items())],
-            note="AP: " + ", ".join(f"{j['val/head_ap']:.3f}" for _, j in sorted(heads.items())),
-        ),
-        Claim(
-            "C7",
-            "a draft-trained editor beats a random-vocabulary one (S-Mode)",
-            "acc(draft) - acc(random_vocab), S-Mode",
-            modes["S"],
-        ),
-        Claim(
-            "C7",
-            "… and in Q-Mode",
-            "acc(draft) - acc(random_vocab), Q-Mode",
-            modes["Q"],
-        ),
-    ]
+    def line(self) -> str:
+        """The one-line verdict: `C1 holds: <line> (n seeds: mean ± 95% CI)`."""
+        fields: dict[str, Any] = dict(self.own.means())
+        fields |= {name: _Means(**m.means()) for name, m in self.sides.items()}
+        text = (self.spec.line or f"{self.spec.quantity} = {{value:+.1f}}").format(**fields)
+        n = len(self.values)
+        if n > 1:
+            mean, half = mean_ci([v for _, v in self.values])
+            text += f" ({n} seeds, mean ± 95% CI: {mean:+.1f} ± {half:.1f})"
+        return f"{self.spec.name} {self.run_verdict()}: {text}"
 
 
-SWEEPS = {  # directory -> the table it reproduces
-    "tokens": "Tables 2-5: tokens per step (toy_tokens_sweep)",
-    "table1": "Table 1: SFT vs joint vs BackPlay, k=2 (toy_table1)",
-    "artifacts": "Tables 6-7: LBC vs one-step vs uniform artifacts (toy_artifacts)",
-    "random_remask": "Table 8: random remasking (toy_random_remask)",
-    "t2t": "T2T: draft vs random-vocabulary editors (toy_t2t)",
-}
+@dataclass
+class _Means:
+    value: float
+    plus: float
+    minus: float
 
 
-def write_claims(root: str | Path) -> str:
+def measured(root: str | Path, claim_set: ClaimSet) -> list[Claim]:
+    """Every claim of `claim_set` measured on the sweeps under `root` (a missing sweep: no runs)."""
+    sweeps: dict[str, list[Job]] = {}
+
+    def jobs(name: str) -> list[Job]:
+        if name not in sweeps:
+            where = Path(root) / name
+            sweeps[name] = collect(where) if where.exists() else []
+        return sweeps[name]
+
+    return [Claim.measured(spec, jobs) for spec in claim_set.specs]
+
+
+def claims(root: str | Path, claim_set: ClaimSet | None = None) -> list[Claim]:
+    """The claims of `claim_set` (default: the embedded paper's) on the sweeps under `root`."""
+    return measured(root, claim_set or load_claims("toy_paper"))
+
+
+def write_verdict(sweep_dir: str | Path, claim_set: ClaimSet) -> str:
+    """Write the verdict lines of a sweep into its `claims.md`; return them ("" if none).
+
+    A claim is judged only where the sweep has every arm it and its sides compare.
+    """
+    found = [c for c in measured(sweep_dir, claim_set) if c.complete]
+    if not found:
+        return ""
+    seeds = max(len(c.values) for c in found)
+    how = (
+        "one training seed: each holds or fails on this run"
+        if seeds == 1
+        else f"up to {seeds} training seeds: the 95% interval over seeds decides"
+    )
+    text = "\n".join([f"{claim_set.title} ({how}):", *(c.line() for c in found)]) + "\n"
+    (Path(sweep_dir) / "claims.md").write_text(text)
+    return text
+
+
+def sweep_claims(sweep_dir: str | Path) -> ClaimSet | None:
+    """The claims a sweep's report names (`hydra.callbacks.report.claims` of its multirun.yaml)."""
+    from hydra.utils import instantiate
+
+    saved = Path(sweep_dir) / "multirun.yaml"
+    if not saved.exists():
+        return None
+    node = OmegaConf.select(OmegaConf.load(saved), "hydra.callbacks.report.claims")
+    return instantiate(node) if node is not None else None
+
+
+def write_claims(root: str | Path, claim_set: ClaimSet | None = None) -> str:
     """Write `claims.md` (the claims table) and `report.md` (it, then every table) into `root`."""
     root = Path(root)
+    claim_set = claim_set or load_claims("toy_paper")
     lines = [
         "| claim | statement | per-seed quantity | per seed | mean ± 95% CI | verdict |",
         "|---|---|---|---|---|---|",
-        *(c.row() for c in claims(root)),
+        *(c.row() for c in measured(root, claim_set)),
     ]
     text = "\n".join(lines) + "\n"
     (root / "claims.md").write_text(text)
-    sections = ["# The embedded paper", "", "## The claims", "", text]
-    for name, title in SWEEPS.items():
+    sections = [f"# {claim_set.title}", "", "## The claims", "", text]
+    for name, title in claim_set.sections.items():
         if (root / name / "report.md").exists():
             sections += [f"## {title}", "", (root / name / "report.md").read_text()]
     (root / "report.md").write_text("\n".join(sections))
@@ -195,6 +262,7 @@ def write_claims(root: str | Path) -> str:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m backplay_exp.report.claims <toy_paper_dir>")
-    sys.stdout.write(write_claims(sys.argv[1]))
+    if len(sys.argv) not in (2, 3):
+        sys.exit("usage: python -m backplay_exp.report.claims <toy_paper_dir> [claims_name]")
+    chosen = load_claims(sys.argv[2] if len(sys.argv) == 3 else "toy_paper")
+    sys.stdout.write(write_claims(sys.argv[1], chosen))

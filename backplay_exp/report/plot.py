@@ -13,7 +13,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display on a cluster node
 import matplotlib.pyplot as plt
 
-from backplay_exp.report.table import seed_cells
+from backplay_exp.report.jobs import seed_cells
 
 
 @dataclass

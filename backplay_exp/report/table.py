@@ -11,14 +11,14 @@ Run standalone: `python -m backplay_exp.report <sweep_dir>`.
 from __future__ import annotations
 
 import csv
-import json
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from backplay_exp.report.aggregate import Cell, cells, mean_ci
-from backplay_exp.report.variants import mark_variants
+from backplay_exp.report.aggregate import Cell, mean_ci
+from backplay_exp.report.jobs import collect, eval_results, method_label, seed_cells
+from backplay_exp.report.plot import pareto_plot
 from backplay_exp.tasks.results import RESULTS_FILE
 
 log = logging.getLogger(__name__)
@@ -68,49 +68,6 @@ SUMMARY_FIELDS = (
 )
 
 
-def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
-    """Every `results.json` under `sweep_dir`, with its job directory, in path order.
-
-    Jobs of one row that differ in a swept setting other than the seed get a `variant`
-    (`mark_variants`), so they are rows of their own, not seeds of one cell.
-    """
-    results = []
-    for path in sorted(Path(sweep_dir).rglob(RESULTS_FILE)):
-        record = json.loads(path.read_text())
-        record["job_dir"] = str(path.parent)
-        results.append(record)
-    mark_variants(results, method_label)
-    return results
-
-
-# tasks whose results.json holds an accuracy and an NFE (task=lm_eval: its first task's metric)
-EVAL_TASKS = ("eval", "lm_eval")
-
-
-def eval_results(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The eval jobs of a sweep (training jobs also write results.json)."""
-    return [r for r in results if r.get("task", "eval") in EVAL_TASKS]
-
-
-def method_label(result: dict[str, Any]) -> str:
-    """The row a job belongs to: which model decoded, and with which policy.
-
-    `SFT + confidence` (LLaDA), `head(lbc) + backplay` (BackPlay), `joint(lbc) + backplay`
-    (the joint ablation), `SFT + random` (random remasking), ...
-    """
-    model = result.get("model") or ("head" if result.get("artifact") else "sft")
-    trained = "SFT" if model == "sft" else f"{model}({result.get('artifact')})"
-    label = f"{trained} + {result.get('remask', '?')}"
-    decoding = []  # how the sampler committed and cached, when not the paper's plain loop
-    if result.get("commit_threshold") is not None:
-        decoding.append(f"threshold {result['commit_threshold']}")
-    if result.get("cache", "none") != "none":
-        decoding.append(f"{result['cache']} cache")
-    if result.get("variant"):
-        decoding.append(result["variant"])
-    return f"{label} ({', '.join(decoding)})" if decoding else label
-
-
 def _cell(cell: Cell | None, seeds: bool) -> str:
     """`accuracy / NFE` of a job; over seeds `mean ± 95% CI / mean ± 95% CI (n=…)`."""
     if cell is None:
@@ -153,12 +110,6 @@ def _grid(
         for m in methods
     ]
     return [head, rule, *rows]
-
-
-def seed_cells(results: Sequence[dict[str, Any]]) -> tuple[list[Cell], bool]:
-    """The table's cells, and whether they aggregate several jobs (seeds)."""
-    table = cells(eval_results(results), method_label)
-    return table, any(len(c.jobs) + c.failed > 1 for c in table)
 
 
 def markdown_table(results: Sequence[dict[str, Any]]) -> str:
@@ -239,8 +190,6 @@ def summary_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def write_report(sweep_dir: str | Path) -> str:
     """Write `report.csv`, `report.md` and `pareto.png` into `sweep_dir`; return the table."""
-    from backplay_exp.report.plot import pareto_plot
-
     sweep = Path(sweep_dir)
     results = collect(sweep)
     if not results:

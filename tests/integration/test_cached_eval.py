@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from backplay_exp.report.table import method_label
+from backplay_exp.report.jobs import method_label
 from backplay_exp.tasks.runner import run_task
 
 

@@ -65,10 +65,15 @@ def test_each_stage_says_what_it_does_with_a_progress_bar_and_eta(first_run):
     assert bar_with_eta(run.stderr, "eval toy", 3)  # 12 problems in batches of 4
 
 
-def test_the_last_lines_are_the_table_and_where_the_report_is(first_run):
+def test_the_last_lines_are_the_table_the_verdict_and_where_the_report_is(first_run):
     run, sweep = first_run
-    tail = run.stdout.strip().splitlines()[-8:]
-    assert any(line.startswith("| head(lbc) + backplay |") for line in tail)
+    tail = run.stdout.strip().splitlines()[-10:]
+    table = next(i for i, line in enumerate(tail) if line.startswith("| head(lbc) + backplay |"))
+    # k = 1 and 4: C1 is judged; C2 needs confidence at k=2 for its NFE comparison
+    verdict = tail[table + 2 : table + 4]
+    assert verdict[0].startswith("The paper's claims on this sweep (one training seed")
+    assert re.fullmatch(r"C1 (holds|fails): confidence decoding drops .* points .*", verdict[1])
+    assert (sweep / "claims.md").read_text().splitlines() == verdict
     assert f"table: {sweep / 'report.md'} (also report.csv)" in tail[-3:]
     assert any(line == f"plot:  {sweep / 'pareto.png'}" for line in tail[-2:])
     assert (sweep / "report.md").exists() and (sweep / "pareto.png").exists()

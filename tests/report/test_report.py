@@ -7,7 +7,8 @@ import re
 import pytest
 from PIL import Image
 
-from backplay_exp.report.table import collect, method_label, write_report
+from backplay_exp.report.jobs import collect, method_label
+from backplay_exp.report.table import write_report
 
 
 def result(model, remask, k, acc, nfe, status="ok", artifact=None):
