@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -196,9 +195,15 @@ def load_stage_head(stage: Stage) -> nn.Module:
 
 
 def ensure(cfg: DictConfig, name: str) -> Path:
-    """The cached stage `name` of this config, trained first if missing (`task=<kind>`)."""
-    kind = STAGES[name]
-    return ensure_stage(stage_dir(cfg, name), partial(get_method(kind.train), cfg), spec(cfg, name))
+    """The cached stage `name` of this config, trained first if missing (`task=<kind>`).
+
+    The training function is imported only when the stage must be trained.
+    """
+
+    def train(out: Path) -> dict[str, Any]:
+        return get_method(STAGES[name].train)(cfg, out)
+
+    return ensure_stage(stage_dir(cfg, name), train, spec(cfg, name))
 
 
 def resolve(cfg: DictConfig, name: str, train: bool = True) -> Stage:
