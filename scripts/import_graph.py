@@ -90,8 +90,9 @@ class Imports(ast.NodeVisitor):
 
     def _add(self, name: str, line: int) -> None:
         target = resolve(name, self.modules)
-        if target is not None and target != self.module:
-            self.edges.append(Edge(self.module, target, self._kind(), line))
+        edge = Edge(self.module, target or "", self._kind(), line)
+        if target is not None and target != self.module and edge not in self.edges:
+            self.edges.append(edge)  # once per statement: `from x import a, b` is one import
 
     def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
         """Imports inside a function are deferred."""
