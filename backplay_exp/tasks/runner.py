@@ -15,16 +15,20 @@ from hydra.utils import get_method
 from omegaconf import DictConfig
 
 from backplay_exp.tasks.results import write_results
+from backplay_exp.utils import reproducible
 
 log = logging.getLogger(__name__)
 
 
 def run_task(cfg: DictConfig) -> dict[str, float]:
-    """Seed, call `cfg.task` with the whole config and the task's flags, and record failures.
+    """Seed, call `cfg.task` with the whole config and its flags, and record failures.
+
+    `reproducible=true` sets the bit-reproducible mode first (`utils/reproducible.py`).
 
     The task function is called directly (not through `hydra.utils.call`) so that its own
     exception reaches the user instead of an InstantiationException wrapper.
     """
+    reproducible.apply(cfg.get("reproducible", False), cfg.get("reproducible_threads", 2))
     L.seed_everything(cfg.seed, workers=True)
     task = get_method(cfg.task._target_)
     flags = {k: v for k, v in cfg.task.items() if not str(k).startswith("_")}
