@@ -25,6 +25,9 @@ RESULTS_FILE, SAMPLES_FILE = "results.json", "samples.jsonl"
 NOT_IN_JOB_SIGNATURE = ("paths", "logger", "hydra", "fail_fast", "eval_devices")
 # task flags that say how to run a job, not what it computes
 NOT_IN_TASK_SIGNATURE = ("devices", "reuse")
+# a switch -> the keys that change nothing computed while it is off (and so are left out then:
+# a job of the default config keeps the signature it had before the switch existed)
+WHILE_OFF = {"reproducible": ("reproducible", "reproducible_threads")}
 
 
 def output_dir(cfg: DictConfig) -> Path:
@@ -39,10 +42,11 @@ def job_signature(cfg: DictConfig) -> str:
 
     How many processes share the decoding (`task.devices`, `eval_devices`) and whether a
     cached identical job may be copied (`task.reuse`) change nothing computed: a job resumed
-    with another world size keeps its records.
+    with another world size keeps its records. Nor does a switch that is off (`WHILE_OFF`).
     """
     plain = OmegaConf.to_container(cfg, resolve=True)
-    plain = {k: v for k, v in plain.items() if k not in NOT_IN_JOB_SIGNATURE}
+    off = {k for switch, keys in WHILE_OFF.items() if not plain.get(switch) for k in keys}
+    plain = {k: v for k, v in plain.items() if k not in (*NOT_IN_JOB_SIGNATURE, *off)}
     if isinstance(plain.get("task"), dict):
         plain["task"] = {k: v for k, v in plain["task"].items() if k not in NOT_IN_TASK_SIGNATURE}
     return signature(plain)

@@ -80,3 +80,13 @@ def test_signatures_are_pinned(compose_cfg, overrides, signatures):
     assert dict(zip(FIELDS, found, strict=True)) == dict(zip(FIELDS, pinned, strict=True)), (
         "a signature changed: the cached stages and eval jobs of this config are not reused"
     )
+
+
+def test_the_reproducible_mode_counts_only_when_on(compose_cfg):
+    def signed(*extra):
+        return job_signature(compose_cfg(*PINS[0][0].split(), *extra, tiny=False))
+
+    # off (the default) a job computes what it computed before the mode existed: same signature
+    assert signed() == signed("reproducible_threads=4") == PINS[0][1].split()[0]
+    on = signed("reproducible=true")
+    assert on != signed() and signed("reproducible=true", "reproducible_threads=4") != on
