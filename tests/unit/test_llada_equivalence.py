@@ -25,7 +25,10 @@ class HFStyle(torch.nn.Module):
 
 @pytest.fixture(scope="module")
 def backbone():
-    return small_tiny(0, conv_kernel=3)
+    # a random model on which LLaDA's reference never commits the mask token: its sampler may
+    # (the mask's logit is in the argmax), ours never proposes it (samplers/select.py). Seed 0 of
+    # the current tiny lets the mask win under temperature 0.5 (the reference then keeps masks)
+    return small_tiny(1, conv_kernel=3)
 
 
 @pytest.mark.parametrize(
