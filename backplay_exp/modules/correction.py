@@ -38,6 +38,9 @@ class HeadModule(TrainingModule):
         frozen_autocast: Run the frozen backbone's passes (the artifact's prediction and the
             tapped hidden state) under autocast to this dtype, e.g. "bfloat16"; None: as the
             trainer's precision says. The head itself trains in the trainer's precision.
+        artifact_reuse: Train this many consecutive steps on one artifact batch and its frozen
+            passes (1: a fresh artifact every step, the paper's); the frozen passes are half a
+            toy head step, so 2 trains as many steps in about 3/4 of the time.
     """
 
     freeze_backbone = True
@@ -52,6 +55,7 @@ class HeadModule(TrainingModule):
         eos_maskable: int | None,
         pos_weight: float | None,
         frozen_autocast: str | None,
+        artifact_reuse: int = 1,
     ) -> None:
         super().__init__(optimizer, scheduler)
         self.save_hyperparameters(ignore=["backbone", "head", "artifact", "optimizer", "scheduler"])
@@ -59,6 +63,12 @@ class HeadModule(TrainingModule):
         self.eos_maskable, self.pos_weight = eos_maskable, pos_weight
         if frozen_autocast is not None and not self.freeze_backbone:
             raise ValueError("frozen_autocast applies to a frozen backbone only (head-only)")
+        if artifact_reuse < 1 or (artifact_reuse > 1 and not self.freeze_backbone):
+            raise ValueError(
+                f"artifact_reuse={artifact_reuse}: must be >= 1, and 1 when the backbone trains"
+            )
+        self.artifact_reuse = artifact_reuse
+        self._reused: dict[str, torch.Tensor] | None = None  # the frozen passes being reused
         self.frozen_dtype = None if frozen_autocast is None else getattr(torch, frozen_autocast)
         if self.freeze_backbone:
             self.backbone.requires_grad_(False).eval()
@@ -83,6 +93,12 @@ class HeadModule(TrainingModule):
         """Corrupt a clean batch with the model's own predictions (no gradient)."""
         return corrupt_batch(self.artifact, self.backbone, batch, self.eos_maskable)
 
+    def frozen(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The frozen backbone's passes on a clean batch: artifact `x`, labels, hidden states."""
+        return frozen_passes(
+            self.backbone, self.artifact, batch, self.eos_maskable, self.frozen_dtype
+        )
+
     def head_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Head logits (B, L) on `x`; the frozen backbone runs under no_grad.
 
@@ -103,9 +119,7 @@ class HeadModule(TrainingModule):
         """
         if self.freeze_backbone:
             if "hidden" not in batch:
-                batch = frozen_passes(
-                    self.backbone, self.artifact, batch, self.eos_maskable, self.frozen_dtype
-                )
+                batch = self.frozen(batch)
             art = Artifact(batch["x"], batch["labels"], batch["scored"])
             logits = self.head(batch["hidden"])
         else:
@@ -114,7 +128,11 @@ class HeadModule(TrainingModule):
         return head_bce_loss(logits, art.labels, art.scored, self.pos_weight), art, logits
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """One head step."""
+        """One head step (on the artifact batch of an earlier step, with `artifact_reuse`)."""
+        if self.artifact_reuse > 1:
+            if self._reused is None or batch_idx % self.artifact_reuse == 0:
+                self._reused = batch if "hidden" in batch else self.frozen(batch)
+            batch = self._reused
         loss, art, _ = self.head_loss(batch)
         n = len(art.x)
         self.log("train/bce", loss, prog_bar=True, batch_size=n)
