@@ -10,7 +10,8 @@ Re-pinned once since: when tiny, SMDM and the correction head moved onto the one
 block (separate q/k/v projections, NeoX rotary; issue 29) their weights changed format, so
 conf/backbone/{tiny,smdm_1b}.yaml gained `n_kv_heads` and conf/head/transformer.yaml `norm_eps`,
 and every stage that holds such weights got a new signature (LLaDA's and Dream's stages, saved
-in the published layout, kept theirs).
+in the published layout, kept theirs). Then the embedded head recipe changed (issue 30: 1600
+steps at LR 4.5e-3, and the `artifact_reuse` knob): every head stage and what reads it.
 """
 
 import pytest
@@ -22,51 +23,51 @@ from backplay_exp.tasks.results import job_signature
 PINS = [
     (
         "+experiment=quickstart remask=confidence sampler.tokens_per_step=4",
-        "2f52013ba7b3 23ca165c01eb a583cc5c2f04 0240e2318410 2f1b4aefe514",
+        "8c06c5534f10 23ca165c01eb d7d9ccafbc75 0240e2318410 2f1b4aefe514",
     ),
     (
         "+experiment=quickstart remask=backplay_toy sampler.tokens_per_step=4",
-        "d10695cf45d2 23ca165c01eb a583cc5c2f04 0240e2318410 2f1b4aefe514",
+        "529aebf299b1 23ca165c01eb d7d9ccafbc75 0240e2318410 2f1b4aefe514",
     ),
     (
         "+experiment=toy_table1 model=joint remask=backplay_toy sampler.tokens_per_step=2 seed=1",
-        "0a03e1909ec4 cf2963b403cb f09b46204276 40043600c801 51200b9c8bd0",
+        "9933de8e560d cf2963b403cb db3113420a49 40043600c801 51200b9c8bd0",
     ),
     (
         "+experiment=toy_t2t artifact=draft remask=t2t_s seed=2",
-        "cf9e5944f0de 7a055b76dd88 6c508a6e7e24 283f88b0c058 d731ba3443a4",
+        "ae01c79f7ec0 7a055b76dd88 87eca2beca08 283f88b0c058 d731ba3443a4",
     ),
     (
         "+experiment=toy_t2t artifact=random_vocab remask=t2t_q",
-        "a34defd6e19b 23ca165c01eb 6f5ebca08c47 94d4dad485d4 77d7ae21e8a7",
+        "62126d043071 23ca165c01eb 2697c42daafa 94d4dad485d4 77d7ae21e8a7",
     ),
     (
         "+experiment=toy_artifacts artifact=uniform remask=backplay_toy sampler.tokens_per_step=4",
-        "2b3264431f03 23ca165c01eb 8fea5ee0e459 86a1a4ae148c c899b0eb649c",
+        "cca3811f794d 23ca165c01eb 8db7971e280b 86a1a4ae148c c899b0eb649c",
     ),
     (
         "+experiment=toy_random_remask remask=random_toy sampler.tokens_per_step=4",
-        "058903ec9f01 23ca165c01eb a583cc5c2f04 0240e2318410 2f1b4aefe514",
+        "d5b959989916 23ca165c01eb d7d9ccafbc75 0240e2318410 2f1b4aefe514",
     ),
     (
         "+experiment=mbpp_tokens_sweep remask=backplay sampler.tokens_per_step=2",
-        "88cbc93d4f3a bf436bbb053f 424a9d670e58 63c6d5e06491 5b4d55cbcc17",
+        "8a204a136812 bf436bbb053f 8ada0c422182 63c6d5e06491 5b4d55cbcc17",
     ),
     (
         "+experiment=table1_smdm_gsm8k model=joint remask=backplay",
-        "3307584886f3 c8be4a8e90bd 4718ce8ed05b a9403f3dd25e 7cb5b9a893dc",
+        "085a051f341a c8be4a8e90bd 26619f5e4fb5 a9403f3dd25e 7cb5b9a893dc",
     ),
     (
         "task=lm_eval remask=backplay_toy sampler.tokens_per_step=2",
-        "b0f10413a7d6 23ca165c01eb a583cc5c2f04 0240e2318410 2f1b4aefe514",
+        "d3b819516cf8 23ca165c01eb d7d9ccafbc75 0240e2318410 2f1b4aefe514",
     ),
     (
         "task=head trainer@head_train.trainer=ddp",
-        "0fb33a9002bc 23ca165c01eb fc397eb9761d 0240e2318410 2f1b4aefe514",
+        "256e4d72e2ff 23ca165c01eb e0bc129a79d5 0240e2318410 2f1b4aefe514",
     ),
     (
         "+experiment=gsm8k_tokens_sweep sft.checkpoint=pretrained remask=backplay",
-        "9a0516285d9c 6896661c927a 518d5d02b5a1 99fcce61862c 4c9363759d01",
+        "08eae571e061 6896661c927a 21edcfb4a25d 99fcce61862c 4c9363759d01",
     ),
 ]
 FIELDS = ("job", *STAGES)
