@@ -47,7 +47,7 @@ PINS = [
     ),
     (
         "+experiment=toy_random_remask remask=random_toy sampler.tokens_per_step=4",
-        "d5b959989916 23ca165c01eb d7d9ccafbc75 0240e2318410 2f1b4aefe514",
+        "cd903ebfa5ee 23ca165c01eb d7d9ccafbc75 0240e2318410 2f1b4aefe514",
     ),
     (
         "+experiment=mbpp_tokens_sweep remask=backplay sampler.tokens_per_step=2",
