@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,16 +33,10 @@ from backplay_exp.tasks.registry import (
     load_stage_backbone,
     resolve,
     run_stage,
-    stage_dir,
     stage_trainer,
 )
 
 log = logging.getLogger(__name__)
-
-# the cache directory of each kind (`stage_dir(cfg, kind)`), by the names tests/backbones use
-sft_stage_dir, head_stage_dir, joint_stage_dir, t2t_stage_dir = (
-    partial(stage_dir, name=kind) for kind in ("sft", "head", "joint", "t2t")
-)
 
 
 def run_sft(cfg: DictConfig, **_: Any) -> dict[str, float]:

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from backplay_exp.backbones.base import load_backbone
-from backplay_exp.tasks import train
+from backplay_exp.tasks.registry import stage_dir
 from backplay_exp.tasks.runner import run_task
 from tests.backbones.conftest import native_overrides
 from tests.benchmarks.conftest import shared_file
@@ -97,7 +97,7 @@ def test_every_task_on_the_native_fixture(compose_cfg, kind, sft_file, tmp_path)
 
     cfg, metrics = run("task=sft")
     assert metrics["steps"] == 3 and metrics["train/loss"] > 0
-    stage = train.sft_stage_dir(cfg) / "backbone"
+    stage = stage_dir(cfg, "sft") / "backbone"
     # the stage is the published layout, and loads back to exactly the weights it holds
     loaded = load_backbone(stage)
     on_disk = saved_weights(stage / "hf")
@@ -112,7 +112,7 @@ def test_every_task_on_the_native_fixture(compose_cfg, kind, sft_file, tmp_path)
 
     cfg, metrics = run("task=joint", "+lora@joint.lora=llada", "joint.max_steps=3")
     assert metrics["steps"] == 3
-    joint = load_backbone(train.joint_stage_dir(cfg) / "backbone")
+    joint = load_backbone(stage_dir(cfg, "joint") / "backbone")
     assert not any("lora_" in n for n in joint.state_dict())  # merged before saving
 
     _, metrics = run("task=t2t", "artifact=draft")

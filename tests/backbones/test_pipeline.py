@@ -9,7 +9,7 @@ import pytest
 
 from backplay_exp.backbones.base import load_backbone
 from backplay_exp.backbones.hf_masked_lm import MaskedLMBackbone
-from backplay_exp.tasks import train
+from backplay_exp.tasks.registry import stage_dir
 from backplay_exp.tasks.runner import run_task
 from tests.backbones.conftest import backbone_overrides
 
@@ -58,7 +58,7 @@ def test_sft_with_hf_masked_lm_on_local_gsm8k_aug(compose_cfg, model_dirs, gsm8k
     results = json.loads((Path(cfg.paths.output_dir) / "results.json").read_text())
     assert results["task"] == "sft" and results["steps"] == 4
     assert metrics["train/loss"] > 0 and "val/loss" in metrics
-    saved = train.sft_stage_dir(cfg) / "backbone"
+    saved = stage_dir(cfg, "sft") / "backbone"
     assert (saved / "hf" / "config.json").exists() and (saved / "tokenizer").is_dir()
     loaded = load_backbone(saved)
     assert isinstance(loaded, MaskedLMBackbone) and loaded.n_layers == 3
@@ -81,5 +81,5 @@ def test_head_on_a_frozen_hf_masked_lm(compose_cfg, model_dirs):
     metrics = run_task(cfg)  # trains the SFT stage first, reloads it, then the head
     assert metrics["backbone_unchanged"] is True
     assert 0 <= metrics["val/head_auroc"] <= 1 and metrics["train/bce"] > 0
-    head = train.head_stage_dir(cfg) / "head"
+    head = stage_dir(cfg, "head") / "head"
     assert (head / "head.yaml").exists()

@@ -11,7 +11,9 @@ block (separate q/k/v projections, NeoX rotary; issue 29) their weights changed 
 conf/backbone/{tiny,smdm_1b}.yaml gained `n_kv_heads` and conf/head/transformer.yaml `norm_eps`,
 and every stage that holds such weights got a new signature (LLaDA's and Dream's stages, saved
 in the published layout, kept theirs). Then the embedded head recipe changed (issue 30: 1600
-steps at LR 4.5e-3, and the `artifact_reuse` knob): every head stage and what reads it.
+steps at LR 4.5e-3, and the `artifact_reuse` knob): every head stage and what reads it. Then
+the real-backbone tables got learning rates of their own (conf/experiment/base/: they had
+inherited the toy's 3e-3, tests/config/test_real_recipes.py): their stages and jobs.
 """
 
 import pytest
@@ -51,11 +53,11 @@ PINS = [
     ),
     (
         "+experiment=mbpp_tokens_sweep remask=backplay sampler.tokens_per_step=2",
-        "8a204a136812 bf436bbb053f 8ada0c422182 63c6d5e06491 5b4d55cbcc17",
+        "4954bc12b547 b89fa22b2b46 e4714585266d d1f1343c16f7 65b295bcd810",
     ),
     (
         "+experiment=table1_smdm_gsm8k model=joint remask=backplay",
-        "085a051f341a c8be4a8e90bd 26619f5e4fb5 a9403f3dd25e 7cb5b9a893dc",
+        "7a9555042851 54950bdaf28c 97ce3c3b0793 76f7aa5233db 1d4e88e12d07",
     ),
     (
         "task=lm_eval remask=backplay_toy sampler.tokens_per_step=2",
@@ -67,7 +69,7 @@ PINS = [
     ),
     (
         "+experiment=gsm8k_tokens_sweep sft.checkpoint=pretrained remask=backplay",
-        "08eae571e061 6896661c927a 21edcfb4a25d 99fcce61862c 4c9363759d01",
+        "95abc97bbabd b5af009070a6 5c9824729ebe 5548b57099bf 4c9363759d01",
     ),
 ]
 FIELDS = ("job", *STAGES)

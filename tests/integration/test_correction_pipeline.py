@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 
 from backplay_exp.backbones.base import load_backbone
 from backplay_exp.tasks import train
+from backplay_exp.tasks.registry import stage_dir
 from backplay_exp.tasks.runner import run_task
 
 SMALL_HEAD = [
@@ -77,14 +78,14 @@ def test_head_training_leaves_the_frozen_backbone_unchanged(compose_cfg):
     run_task(eval_cfg)  # decodes with the cached SFT backbone + head
     r = results(eval_cfg)
     assert r["model"] == "head" and r["remask"] == "backplay"
-    assert r["head_source"] == f"head/{train.head_stage_dir(cfg).name}"
+    assert r["head_source"] == f"head/{stage_dir(cfg, 'head').name}"
 
 
 def test_joint_trains_and_decodes(compose_cfg):
     cfg = compose_cfg("task=joint", *SMALL_HEAD, *SHORT)
     metrics = run_task(cfg)
     assert metrics["train/sft_loss"] > 0 and metrics["train/bce"] > 0
-    stage = train.joint_stage_dir(cfg)
+    stage = stage_dir(cfg, "joint")
     assert (stage / "backbone").is_dir() and (stage / "head").is_dir()
     eval_cfg = compose_cfg("model=joint", "remask=backplay_toy", *SMALL_HEAD, *SHORT)
     run_task(eval_cfg)
@@ -102,7 +103,7 @@ def test_joint_with_lora_trains_only_the_adapters(compose_cfg):
     trainable = {n for n, p in module.backbone.named_parameters() if p.requires_grad}
     assert trainable and all("lora_" in n for n in trainable)
     run_task(cfg)
-    loaded = load_backbone(train.joint_stage_dir(cfg) / "backbone")  # merged: plain keys
+    loaded = load_backbone(stage_dir(cfg, "joint") / "backbone")  # merged: plain keys
     assert not any("lora_" in n for n, _ in loaded.named_parameters())
 
 
@@ -113,7 +114,7 @@ def test_t2t_editor_trains_and_decodes_with_edits(compose_cfg, artifact):
     assert metrics["train/edit_ce"] > 0 and 0 <= metrics["val/edit_fix_rate"] <= 1
     r = results(cfg)
     assert r["task"] == "t2t" and r["artifact"] == artifact
-    stage = train.t2t_stage_dir(cfg)
+    stage = stage_dir(cfg, "t2t")
     assert OmegaConf.load(stage / "stage.yaml").sft.startswith("sft/")
     eval_cfg = compose_cfg(
         "model=t2t", f"artifact={artifact}", "remask=t2t_s", "sampler.tokens_per_step=2", *SHORT
@@ -135,8 +136,8 @@ def test_t2t_editor_trains_and_decodes_with_edits(compose_cfg, artifact):
 def test_t2t_with_lora_changes_only_through_the_adapters(compose_cfg):
     cfg = compose_cfg("task=t2t", "artifact=draft", "+lora@t2t.lora=tiny", *SHORT)
     run_task(cfg)
-    sft = load_backbone(train.sft_stage_dir(cfg) / "backbone")
-    editor = load_backbone(train.t2t_stage_dir(cfg) / "backbone")
+    sft = load_backbone(stage_dir(cfg, "sft") / "backbone")
+    editor = load_backbone(stage_dir(cfg, "t2t") / "backbone")
     changed = {n for n, p in editor.state_dict().items() if not torch.equal(p, sft.state_dict()[n])}
     # merged LoRA: only the adapted linear layers moved; embeddings and norms did not
     assert changed and all(n.split(".")[-2] in {"q_proj", "k_proj", "v_proj", "o_proj",
