@@ -18,3 +18,9 @@ run toy_artifacts artifacts "$@"
 run toy_random_remask random_remask "$@"
 run toy_t2t t2t "$@"
 python -m backplay_exp.report.claims "$out"
+# BackPlay at cached speed: the tokens and random-remasking sweeps again with the lazy window
+# cache (sampler/cache=lazy; evals only, the stages above are reused); their claims C1, C2, C5
+# in <out>/lazy/claims.md
+run toy_tokens_sweep lazy/tokens sampler/cache=lazy "$@"
+run toy_random_remask lazy/random_remask sampler/cache=lazy "$@"
+python -m backplay_exp.report.claims "$out/lazy"
