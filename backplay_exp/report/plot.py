@@ -59,19 +59,23 @@ def pareto_plot(results: Sequence[dict[str, Any]], path: str | Path) -> Path:
     wall time per problem (what a cache or a cheaper step buys, which NFE does not show).
     """
     lines = pareto_points(results)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), dpi=120, sharey=True)
-    for method, points in lines.items():
-        color = None
+    # more lines than the default cycle's 10 colours: tab20 and a marker per line, legend below
+    many = len(lines) > 10
+    palette = plt.get_cmap("tab20").colors if many else [f"C{i}" for i in range(10)]
+    fig, axes = plt.subplots(
+        1, 2, figsize=(11, 4.4 + 0.22 * len(lines) / 2 * many), dpi=120, sharey=True
+    )
+    for i, (method, points) in enumerate(lines.items()):
+        color, marker = palette[i % len(palette)], "osD^v<>p"[i % 8] if many else "o"
         for ax, (x, err) in zip(
             axes, (("nfe", "nfe_err"), ("seconds", "seconds_err")), strict=True
         ):
             xs, ys = [getattr(p, x) for p in points], [p.accuracy for p in points]
-            bars = ax.errorbar(
+            ax.errorbar(
                 xs, ys, xerr=[getattr(p, err) for p in points],
-                yerr=[p.accuracy_err for p in points], marker="o", capsize=3, label=method,
-                color=color,
+                yerr=[p.accuracy_err for p in points], marker=marker, capsize=3,
+                label=method, color=color,
             )  # fmt: skip
-            color = bars.lines[0].get_color()
             for px, py, p in zip(xs, ys, points, strict=True):
                 ax.annotate(
                     f"k={p.k}", (px, py), textcoords="offset points", xytext=(4, 4),
@@ -87,9 +91,14 @@ def pareto_plot(results: Sequence[dict[str, Any]], path: str | Path) -> Path:
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.margins(x=0.1, y=0.08)  # room for the k labels at the ends
-    if lines:
-        axes[0].legend(fontsize=7)
-    fig.tight_layout()
+    if many:
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=7, frameon=False)
+        fig.tight_layout(rect=(0, 0.11 * len(lines) / 8, 1, 1))
+    else:
+        if lines:
+            axes[0].legend(fontsize=7)
+        fig.tight_layout()
     out = Path(path)
     fig.savefig(out)
     plt.close(fig)
