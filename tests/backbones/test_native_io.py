@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
@@ -19,9 +17,9 @@ from backplay_exp.backbones.lora import apply_lora, merge_lora
 from backplay_exp.backbones.native import checkpoint
 from backplay_exp.backbones.native.checkpoint import INDEX_FILE, KeyMap
 from tests.backbones.conftest import native_overrides, real_fixture
+from tests.scripts import script_module
 
 KINDS = ["llada", "dream"]
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "load_memory.py"
 
 
 def build(compose_cfg, kind, *extra, dtype="float32", path=None):
@@ -227,10 +225,8 @@ def test_a_sharded_bf16_load_holds_about_one_copy_of_the_weights():
     # scripts/load_memory.py: a random LLaDA-shaped bf16 checkpoint (~125M parameters, 5 shards),
     # loaded in a fresh process; peak resident memory the load adds, every weight read once
     real_fixture("llada")
-    spec = importlib.util.spec_from_file_location("load_memory", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    figures = script.run(d_model=768, n_layers=8, vocab=32000, shard_size="50MB")
+    with script_module("load_memory") as script:
+        figures = script.run(d_model=768, n_layers=8, vocab=32000, shard_size="50MB")
     assert figures["shards"] >= 4
     assert figures["params"] > 100e6
     assert figures["ratio"] <= 1.5, figures

@@ -26,6 +26,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 
+from tests.docs.examples import write_configs
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # below this many commands, the extractor has likely stopped finding them
@@ -140,13 +142,7 @@ def extract(text: str, source: str = "<text>") -> list[Command]:
 def doc_search_path(text: str, tmp: Path) -> list[str]:
     """A doc's own config files (`# file: conf/...` blocks) written under tmp, as an override."""
     files = FILE_BLOCK.findall(text)
-    if not files:
-        return []
-    for path, body in files:
-        target = tmp / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(body)
-    return [f"hydra.searchpath=[file://{tmp / 'conf'}]"]
+    return [write_configs(files, tmp)] if files else []
 
 
 @cache

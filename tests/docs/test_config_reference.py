@@ -1,23 +1,18 @@
 """docs/config.md is what scripts/config_reference.py makes of conf/ today, and complete."""
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.scripts import script_module
+
 ROOT = Path(__file__).parents[2]
-SCRIPT = ROOT / "scripts" / "config_reference.py"
 
 
 @pytest.fixture(scope="module")
 def reference():
-    spec = importlib.util.spec_from_file_location("config_reference", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
+    with script_module("config_reference") as module:
+        yield module
 
 
 def test_docs_config_md_is_up_to_date(reference, capsys):

@@ -1,25 +1,18 @@
 """docs/decoding.md's worked examples: one class + one YAML each, and nothing else, runs."""
 
-import importlib.util
 import re
 import shlex
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from hydra.utils import instantiate
 
+from tests.docs.examples import doc_files, install
 from tests.fakes import small_tiny
 
 DOC = Path(__file__).parents[2] / "docs" / "decoding.md"
-BLOCK = re.compile(r"```(python|yaml)\n# file: (\S+)\n(.*?)```", re.S)
 COMMAND = re.compile(r"```bash\n(python -m backplay_exp .*?)\n```")
-
-
-def example_files() -> dict[str, str]:
-    """The doc's `# file:` blocks, by the path they name."""
-    return {path: body for _, path, body in BLOCK.findall(DOC.read_text())}
 
 
 def doc_overrides(option: str) -> list[str]:
@@ -33,22 +26,9 @@ def doc_overrides(option: str) -> list[str]:
 @pytest.fixture
 def with_examples(tmp_path, monkeypatch):
     """Load the doc's modules and put its YAMLs on Hydra's search path (not into the repo)."""
-    files = example_files()
+    files = doc_files(DOC)
     assert sorted(Path(p).suffix for p in files) == [".py", ".py", ".yaml", ".yaml"]
-    for path, body in files.items():
-        if path.endswith(".py"):
-            name = path.removesuffix(".py").replace("/", ".")
-            source = tmp_path / Path(path).name
-            source.write_text(body)
-            spec = importlib.util.spec_from_file_location(name, source)
-            module = importlib.util.module_from_spec(spec)
-            monkeypatch.setitem(sys.modules, name, module)
-            spec.loader.exec_module(module)
-        else:
-            target = tmp_path / "conf" / Path(path).relative_to("conf")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(body)
-    return f"hydra.searchpath=[file://{tmp_path / 'conf'}]"
+    return install(files, tmp_path, monkeypatch)
 
 
 def decoder_of(compose_cfg, search_path, *overrides):

@@ -1,8 +1,6 @@
 """docs/extending.md's worked examples: each class + YAML, and nothing else, does what it says."""
 
-import importlib.util
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -15,33 +13,20 @@ from backplay_exp.backbones.base import load_backbone
 from backplay_exp.data.tokenizer import char_tokenizer
 from backplay_exp.transformer.config import TransformerConfig
 from backplay_exp.transformer.model import DLMTransformer
+from tests.docs.examples import doc_files, install
 
 DOC = Path(__file__).parents[2] / "docs" / "extending.md"
-BLOCK = re.compile(r"```(python|yaml)\n# file: (\S+)\n(.*?)```", re.S)
 
 
 @pytest.fixture
 def with_examples(tmp_path, monkeypatch):
     """Load the doc's modules and put its YAMLs on Hydra's search path (not into the repo)."""
-    files = {path: body for _, path, body in BLOCK.findall(DOC.read_text())}
+    files = doc_files(DOC)
     assert {p for p in files if p.endswith(".py")} == {
         "backplay_exp/benchmarks/exact_match.py",
         "backplay_exp/backbones/llama_dlm.py",
     }
-    for path, body in files.items():
-        if path.endswith(".py"):
-            name = path.removesuffix(".py").replace("/", ".")
-            source = tmp_path / Path(path).name
-            source.write_text(body)
-            spec = importlib.util.spec_from_file_location(name, source)
-            module = importlib.util.module_from_spec(spec)
-            monkeypatch.setitem(sys.modules, name, module)
-            spec.loader.exec_module(module)
-        else:
-            target = tmp_path / "conf" / Path(path).relative_to("conf")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(body)
-    return f"hydra.searchpath=[file://{tmp_path / 'conf'}]"
+    return install(files, tmp_path, monkeypatch)
 
 
 def test_the_benchmark_example_reads_its_file_and_scores_by_exact_match(

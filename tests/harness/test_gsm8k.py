@@ -3,7 +3,6 @@ and lm-eval's exact_match against the project's scorer on fixed generations."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from backplay_exp.data.tokenizer import DEFAULT_CHARS
 from backplay_exp.tasks.runner import run_task
 from tests.conftest import TINY
 from tests.harness.conftest import FAST, SHARED_DATA, read_run
+from tests.scripts import script_module
 
 ROOT = Path(__file__).resolve().parents[2]
 CHARS = set(DEFAULT_CHARS)  # what the tiny backbone's char tokenizer encodes
@@ -64,23 +64,15 @@ def test_gsm8k_local_files_end_to_end(compose_cfg, tmp_path):
     assert all(1 <= s["nfe"] <= 16 for s in samples)  # a 16-token canvas at k=4, <= 4x steps
 
 
-def agreement_script():
-    path = ROOT / "scripts" / "lm_eval_gsm8k_agreement.py"
-    spec = importlib.util.spec_from_file_location("lm_eval_gsm8k_agreement", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_exact_match_agrees_with_the_project_scorer_on_fixed_generations():
     needs_data()
-    script = agreement_script()
-    rows = script.compare(SHARED_DATA / "gsm8k", n_problems=60)
+    with script_module("lm_eval_gsm8k_agreement") as script:
+        rows = script.compare(SHARED_DATA / "gsm8k", n_problems=60)
+        counts = script.summary(rows)
     assert len(rows) >= 200  # 60 problems x the script's completion variants
     for filt in ("strict-match", "flexible-extract"):
         unexplained = [r for r in rows if r[filt] != r["project"] and r["why"][filt] is None]
         assert unexplained == [], unexplained[:3]
-    counts = script.summary(rows)
     # the documented disagreements occur, each for its reason, and nowhere else
     assert counts["strict-match"]["disagree"] == sum(counts["strict-match"]["why"].values())
     assert set(counts["strict-match"]["why"]) <= set(script.REASONS)

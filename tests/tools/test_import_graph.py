@@ -1,22 +1,14 @@
 """scripts/import_graph.py: the package's imports respect the layers and close no circle."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-SCRIPT = Path(__file__).parents[2] / "scripts" / "import_graph.py"
+from tests.scripts import script_module
 
 
 @pytest.fixture(scope="module")
 def graph():
-    spec = importlib.util.spec_from_file_location("import_graph", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
+    with script_module("import_graph") as module:
+        yield module
 
 
 def test_the_package_has_no_cycle_and_no_upward_import(graph, capsys):
