@@ -73,6 +73,21 @@ def sft_objective(
     return sft_loss(logits, x0, mask, p_mask, maskable)
 
 
+def sft_plus(
+    module: L.LightningModule, batch: dict[str, torch.Tensor], aux: torch.Tensor, weight: float
+) -> torch.Tensor:
+    """`L_sft + weight * aux` on a clean batch, both logged (the joint and T2T objectives).
+
+    `module` has the `backbone`, `eps` and `eos_maskable` of `sft_objective`.
+    """
+    x0, response = batch["input_ids"], batch["response_mask"]
+    sft = sft_objective(module.backbone, x0, response, module.eps, module.eos_maskable)
+    module.log("train/sft_loss", sft, batch_size=len(x0))
+    loss = sft + weight * aux
+    module.log("train/loss", loss, prog_bar=True, batch_size=len(x0))
+    return loss
+
+
 class TrainingModule(L.LightningModule):
     """Optimiser/scheduler plumbing shared by every module: subclasses say what trains.
 

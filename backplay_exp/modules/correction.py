@@ -21,7 +21,7 @@ from backplay_exp.artifacts.loader import frozen_passes
 from backplay_exp.backbones.base import Backbone
 from backplay_exp.backbones.lora import has_lora
 from backplay_exp.diffusion import head_bce_loss
-from backplay_exp.modules.base import TrainingModule, corrupt_batch, sft_objective
+from backplay_exp.modules.base import TrainingModule, corrupt_batch, sft_plus
 
 
 class HeadModule(TrainingModule):
@@ -191,12 +191,4 @@ class JointModule(HeadModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """`L_sft + λ · L_bce`; the BCE gradient also reaches the backbone."""
-        bce = super().training_step(batch, batch_idx)
-        sft = sft_objective(
-            self.backbone, batch["input_ids"], batch["response_mask"], self.eps, self.eos_maskable
-        )
-        n = len(batch["input_ids"])
-        self.log("train/sft_loss", sft, batch_size=n)
-        loss = sft + self.bce_weight * bce
-        self.log("train/loss", loss, prog_bar=True, batch_size=n)
-        return loss
+        return sft_plus(self, batch, super().training_step(batch, batch_idx), self.bce_weight)

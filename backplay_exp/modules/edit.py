@@ -19,7 +19,7 @@ from torch.optim.lr_scheduler import LambdaLR
 
 from backplay_exp.artifacts.base import Artifact, ArtifactDistribution
 from backplay_exp.backbones.base import Backbone
-from backplay_exp.modules.base import TrainingModule, corrupt_batch, sft_objective
+from backplay_exp.modules.base import TrainingModule, corrupt_batch, sft_objective, sft_plus
 
 
 def edit_loss(logits: torch.Tensor, x0: torch.Tensor, scored: torch.Tensor) -> torch.Tensor:
@@ -79,15 +79,7 @@ class EditModule(TrainingModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """`L_sft + μ · CE_edit`."""
-        edit = self.edit_step(batch, "train")
-        sft = sft_objective(
-            self.backbone, batch["input_ids"], batch["response_mask"], self.eps, self.eos_maskable
-        )
-        n = len(batch["input_ids"])
-        self.log("train/sft_loss", sft, batch_size=n)
-        loss = sft + self.edit_weight * edit
-        self.log("train/loss", loss, prog_bar=True, batch_size=n)
-        return loss
+        return sft_plus(self, batch, self.edit_step(batch, "train"), self.edit_weight)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         """Held-out `CE_edit`, fix and keep rates, and the SFT loss."""
