@@ -11,7 +11,12 @@ the step can use, and writes it back into the record (`KVCache` write-back):
   was last computed (re-committed after a remask), so that the head never reads a hidden state
   computed for another token there; with `fresh_judge` the whole window through the block;
 - a block's first step records the full canvas (as `dual`); the suffix right of the block is
-  read from the record.
+  read from the record;
+- with `tail_masks` > 0, so does every step at which the block has at most that many masks left
+  in some row: a block's last commits (its least confident tokens, which may depend on context
+  that read the block's newest tokens) and the judgements after it come from an exact forward.
+  On the toy's cache-sensitive seed 0 this keeps BackPlay exact (docs/decoding.md); each record
+  costs a full forward, and BackPlay's remasks bring a block back to its last commits often.
 
 The positions are the union over the step's rows; when the window adds none, the forward is
 confidence decoding's dual-cached one. With write-back the record holds, position by position,
@@ -41,14 +46,22 @@ class LazyWindowCache(DualCache):
         head_cache: Run the correction head on the positions whose hidden states changed since
             its last call, reading its other keys, values and outputs from its own record.
         refresh_on_judge: Record the full canvas at every judging step instead.
+        tail_masks: Record the full canvas at every step where the current block has at most
+            this many masks left in some row (0: never; k, the tokens per step: its last commits).
     """
 
     name = "lazy"
 
     def __init__(
-        self, fresh_judge: bool = False, head_cache: bool = True, refresh_on_judge: bool = False
+        self,
+        fresh_judge: bool = False,
+        head_cache: bool = True,
+        refresh_on_judge: bool = False,
+        tail_masks: int = 0,
     ) -> None:
-        self.fresh_judge, self.head_cache = fresh_judge, head_cache
+        self.fresh_judge, self.head_cache, self.tail_masks = fresh_judge, head_cache, tail_masks
+        if tail_masks:
+            self.name = "lazy+tail"  # results and reports tell it from plain `lazy`
         super().__init__(refresh_on_judge)
 
     def reset(self) -> None:
@@ -82,7 +95,7 @@ class LazyWindowCache(DualCache):
             self.seen = torch.full_like(state.x, -1)
             self.dirty = torch.zeros_like(state.x, dtype=torch.bool)
         self.step_rows = rows
-        if self.records_now(judging):
+        if self.records_now(judging) or self.at_tail(state, x):
             self.seen[rows], self.dirty[rows] = x, True
             return self.record(rows), (state.win_lo, state.hi)
         self.steps += 1
@@ -101,6 +114,13 @@ class LazyWindowCache(DualCache):
         self.seen[rows[:, None], cols] = x[:, cols]
         self.dirty[rows[:, None], cols] = True
         return kv, window
+
+    def at_tail(self, state: DecodeState, x: torch.Tensor) -> bool:
+        """Whether some row of `x` (b, T) has at most `tail_masks` masks left in the block."""
+        if not self.tail_masks:
+            return False
+        left = (x[:, state.lo : state.hi] == state.mask_id).sum(-1)  # (b,)
+        return bool((left <= self.tail_masks).any())
 
     def stale(
         self, state: DecodeState, x: torch.Tensor, rows: torch.Tensor, judging: bool

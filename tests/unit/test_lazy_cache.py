@@ -136,3 +136,27 @@ def test_the_cached_head_recomputes_only_what_changed():
     assert LazyWindowCache(head_cache=False).head(h) is h
     uncacheable = lambda hidden, attention_mask: hidden[..., 0]  # noqa: E731 (a user's head)
     assert LazyWindowCache().head(uncacheable) is uncacheable  # runs as it is
+
+
+def test_tail_masks_records_the_block_s_last_commits_by_hand():
+    """With tail_masks=2 a step records once some row has at most 2 masks left in the block."""
+    x = torch.full((2, 14), 7)
+    x[:, 9:] = MASK  # the block [9, 13): 4 masks in each row
+    cache = LazyWindowCache(tail_masks=2)
+    cache.reset()
+    cache.start_block()
+    state = state_at(x, 5, 9, 13)
+    rows = torch.tensor([0, 1])
+    assert cache.step(state, rows)[0].recording  # the block's first step
+    cache.kv._layers, cache.kv._hidden = [{}], torch.zeros(2, 14, 3)
+    state.x[0, 9] = 8  # row 0: 3 masks left
+    state.x[1, 9:11] = 8  # row 1: 2 left, at its tail
+    kv, window = cache.step(state, rows)
+    assert kv.recording and window == (5, 13) and cache.records == 2
+    state.x[1, 9:11] = MASK  # a remask: 3 and 4 masks left, no row at its tail
+    cache.kv._layers = [{}]
+    kv, window = cache.step(state, rows)
+    assert not kv.recording and window == (9, 13)
+    state.x[:, 9:13] = 8  # the block is complete: a final check's step records too
+    assert cache.step(state, rows)[0].recording
+    assert LazyWindowCache().at_tail(state, state.x) is False  # off by default
