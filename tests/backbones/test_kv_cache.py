@@ -235,6 +235,8 @@ def test_backplay_with_the_lazy_cache_on_the_native_backbones(make, kind):
         ("none", NoCache(), 1),
         ("exact", LazyWindowCache(refresh_on_judge=True), 1),  # stride 1: every step records
         ("lazy", LazyWindowCache(), 2),
+        ("none, stride 2", NoCache(), 2),
+        ("tail", LazyWindowCache(tail_masks=4), 2),  # a block of 4: always at its tail
     ]:
         pol = backplay_policy(block_buffer=1, threshold=0.62, stride=stride)
         dec = Decoder(pol, 12, 4, tokens_per_step=2, cache=cache, stop=stop_rule(False))
@@ -246,3 +248,6 @@ def test_backplay_with_the_lazy_cache_on_the_native_backbones(make, kind):
     assert caches["lazy"].steps > 0 and caches["lazy"].window_steps > 0
     assert torch.equal(outs["exact"].tokens, outs["none"].tokens)
     assert torch.equal(outs["exact"].nfe, outs["none"].nfe)
+    assert caches["tail"].steps == 0  # tail_masks = block length: every step records, exact
+    assert torch.equal(outs["tail"].tokens, outs["none, stride 2"].tokens)
+    assert torch.equal(outs["tail"].nfe, outs["none, stride 2"].nfe)
