@@ -59,6 +59,8 @@ class LazyWindowCache(DualCache):
         refresh_on_judge: bool = False,
         tail_masks: int = 0,
     ) -> None:
+        if tail_masks < 0:
+            raise ValueError(f"sampler.cache.tail_masks counts masks (>= 0), not {tail_masks}")
         self.fresh_judge, self.head_cache, self.tail_masks = fresh_judge, head_cache, tail_masks
         if tail_masks:
             self.name = "lazy+tail"  # results and reports tell it from plain `lazy`

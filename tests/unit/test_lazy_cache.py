@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from backplay_exp.heads.transformer import CorrectionHead
@@ -160,3 +161,5 @@ def test_tail_masks_records_the_block_s_last_commits_by_hand():
     state.x[:, 9:13] = 8  # the block is complete: a final check's step records too
     assert cache.step(state, rows)[0].recording
     assert LazyWindowCache().at_tail(state, state.x) is False  # off by default
+    with pytest.raises(ValueError, match="tail_masks"):
+        LazyWindowCache(tail_masks=-1)
