@@ -16,9 +16,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-# figures the README shows that are regenerated from the current recipe by hand (issue 31 item 5):
-# skipped while missing, checked like any link once committed
-PENDING_FIGURES: set[str] = set()
 
 FENCE = re.compile(r"^\s*(```|~~~).*?^\s*\1", re.S | re.M)
 INDENTED = re.compile(r"(?:^|\n\n)((?: {4}.*(?:\n|$))+)")
@@ -94,14 +91,8 @@ def test_the_docs_have_links():
     ("doc", "target"), LINKS, ids=[f"{d.relative_to(ROOT)}->{t}" for d, t in LINKS]
 )
 def test_link_resolves_inside_the_repository(doc, target):
-    resolved = (doc.parent / target.partition("#")[0]).resolve()
-    inside = resolved.is_relative_to(ROOT) and not target.startswith(WEB)
-    pending = inside and resolved.relative_to(ROOT).as_posix() in PENDING_FIGURES
-    if pending and not resolved.exists():
-        pytest.skip(f"{target}: figure not generated yet")
-    assert problem(doc, target) is None, f"{doc.relative_to(ROOT)}: ({target}): " + str(
-        problem(doc, target)
-    )
+    found = problem(doc, target)
+    assert found is None, f"{doc.relative_to(ROOT)}: ({target}): {found}"
 
 
 SYNTHETIC = """\
