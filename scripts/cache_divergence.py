@@ -27,6 +27,7 @@ from hydra.utils import instantiate
 from backplay_exp.backbones.base import Backbone
 from backplay_exp.data.collate import encode_prompts
 from backplay_exp.samplers.select import propose_tokens, select_top
+from backplay_exp.tasks.models import decoding_model
 from backplay_exp.transformer.kv_cache import KVCache
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -99,8 +100,6 @@ def main() -> None:
     args, overrides = parser.parse_known_args()
     with initialize_config_dir(str(CONF), version_base=None):
         cfg = compose("config", overrides=overrides)
-    from backplay_exp.tasks.models import decoding_model  # the stage machinery, only here
-
     backbone, _, _ = decoding_model(cfg, False)
     backbone.eval()
     bench = instantiate(cfg.benchmark)
