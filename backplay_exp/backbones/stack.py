@@ -35,6 +35,12 @@ class StackBackbone(Backbone):
         """Rotary positions (B, L): 0..L-1 by default (what an unpadded call uses)."""
         return torch.arange(tokens.shape[1], device=tokens.device).expand_as(tokens)
 
+    def first_queries_keys(
+        self, tokens: torch.Tensor, positions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first block's queries (B, H, n, hd) and keys (B, Hkv, n, hd) at `positions`."""
+        return self.model.first_queries_keys(tokens, positions)
+
     def align_hidden(self, hidden: torch.Tensor) -> torch.Tensor:
         """Map the raw tapped hidden state to positions: identity by default."""
         return hidden

@@ -32,10 +32,15 @@ values).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from backplay_exp.samplers.state import DecodeState, Head
 from backplay_exp.transformer.kv_cache import KVCache
+
+if TYPE_CHECKING:
+    from backplay_exp.backbones.base import Backbone
 
 # what a step's forward gets: the cache (None: a plain forward) and the positions that get logits,
 # [lo, hi) or a sorted (n,) tensor of them (the LM head, the softmax and the proposals run there)
@@ -53,8 +58,8 @@ class NoCache:
     def __init__(self) -> None:
         self.reset()
 
-    def reset(self) -> None:
-        """A new batch: nothing recorded yet."""
+    def reset(self, backbone: Backbone | None = None) -> None:
+        """A new batch (of `backbone`, for a policy that reads the model): nothing recorded yet."""
         self.records = 0  # full passes that recorded (one per block and batch, at least)
 
     def release(self) -> None:
@@ -95,9 +100,9 @@ class PrefixCache(NoCache):
         self.refresh_on_judge = refresh_on_judge
         super().__init__()
 
-    def reset(self) -> None:
+    def reset(self, backbone: Backbone | None = None) -> None:
         """A new batch: a fresh, empty record."""
-        super().reset()
+        super().reset(backbone)
         self.release()
 
     def release(self) -> None:

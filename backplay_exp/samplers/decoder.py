@@ -154,7 +154,7 @@ class Decoder:
         state = DecodeState.start(prompt_ids, prompt_mask, self.gen_length, backbone.mask_id)
         look_back = self.remasker.block_buffer * self.block_length
         eos, final_check = backbone.eos_id, self.remasker.final_check
-        self.cache.reset()
+        self.cache.reset(backbone)
         head = self.cache.head(head)
         for lo, hi in state.blocks(self.block_length):
             masks = state.enter_block(lo, hi, max(state.prompt_len, lo - look_back))

@@ -17,6 +17,11 @@ the step can use, and writes it back into the record (`KVCache` write-back):
   that read the block's newest tokens) and the judgements after it come from an exact forward.
   On the toy's cache-sensitive seed 0 this keeps BackPlay exact (docs/decoding.md); each record
   costs a full forward, and BackPlay's remasks bring a block back to its last commits often.
+- with `readers` > 0, every step also recomputes the context positions (left of the block) whose
+  first-layer attention puts more than that share, in some head, on tokens changed since the
+  record (`samplers/readers.py`): those that read the block's newest tokens. On the toy's
+  cache-sensitive seed 0 this keeps BackPlay exact; where attention does not read the changes,
+  it adds nothing but the first layer's scores against the changed keys.
 
 The positions are the union over the step's rows; when the window adds none, the forward is
 confidence decoding's dual-cached one. With write-back the record holds, position by position,
@@ -29,12 +34,17 @@ way (`samplers/head_cache.py`).
 from __future__ import annotations
 
 import inspect
+from typing import TYPE_CHECKING
 
 import torch
 
 from backplay_exp.samplers.cache import DualCache, Forward
 from backplay_exp.samplers.head_cache import CachedHead
+from backplay_exp.samplers.readers import ReaderWatch
 from backplay_exp.samplers.state import DecodeState, Head
+
+if TYPE_CHECKING:
+    from backplay_exp.backbones.base import Backbone
 
 
 class LazyWindowCache(DualCache):
@@ -48,6 +58,8 @@ class LazyWindowCache(DualCache):
         refresh_on_judge: Record the full canvas at every judging step instead.
         tail_masks: Record the full canvas at every step where the current block has at most
             this many masks left in some row (0: never; k, the tokens per step: its last commits).
+        readers: Also recompute the context positions that put more than this share of their
+            first-layer attention on tokens changed since the record (0: never).
     """
 
     name = "lazy"
@@ -58,18 +70,32 @@ class LazyWindowCache(DualCache):
         head_cache: bool = True,
         refresh_on_judge: bool = False,
         tail_masks: int = 0,
+        readers: float = 0.0,
     ) -> None:
         if tail_masks < 0:
             raise ValueError(f"sampler.cache.tail_masks counts masks (>= 0), not {tail_masks}")
+        if not 0 <= readers < 1:
+            raise ValueError(
+                f"sampler.cache.readers is a share of attention in [0, 1), not {readers}"
+            )
         self.fresh_judge, self.head_cache, self.tail_masks = fresh_judge, head_cache, tail_masks
-        if tail_masks:
-            self.name = "lazy+tail"  # results and reports tell it from plain `lazy`
+        self.readers = readers
+        # results and reports tell the variants from plain `lazy`
+        self.name = "lazy" + "+tail" * bool(tail_masks) + "+readers" * bool(readers)
         super().__init__(refresh_on_judge)
 
-    def reset(self) -> None:
-        """A new batch: nothing recorded, nothing computed, nothing counted."""
-        super().reset()
+    def reset(self, backbone: Backbone | None = None) -> None:
+        """A new batch of `backbone`: nothing recorded, nothing computed, nothing counted."""
+        super().reset(backbone)
         self.steps = self.window_steps = 0  # cached steps, and those that computed window tokens
+        self.watch = ReaderWatch(self.readers) if self.readers else None
+        if self.watch and backbone is not None and not hasattr(backbone, "first_queries_keys"):
+            raise ValueError(
+                f"sampler.cache.readers reads the first layer's attention, which "
+                f"{type(backbone).__name__} does not expose (the project's transformer "
+                "stack does: tiny, llada, dream, smdm): set sampler.cache.readers=0"
+            )
+        self.backbone = backbone
 
     def release(self) -> None:
         """Free the record and what it was computed from."""
@@ -99,6 +125,9 @@ class LazyWindowCache(DualCache):
         self.step_rows = rows
         if self.records_now(judging) or self.at_tail(state, x):
             self.seen[rows], self.dirty[rows] = x, True
+            if self.watch is not None:
+                assert self.backbone is not None, "reset(backbone) before a step"
+                self.watch.record(self.backbone, x, state.attn[rows])
             return self.record(rows), (state.win_lo, state.hi)
         self.steps += 1
         if judging and self.fresh_judge:
@@ -129,11 +158,18 @@ class LazyWindowCache(DualCache):
     ) -> torch.Tensor:
         """(n,) window positions left of the block that this step computes, of any row.
 
-        Masks always; at judging steps also tokens that changed since they were computed.
+        Masks always; at judging steps also tokens that changed since they were computed; with
+        `readers`, the context positions that read a change (`ReaderWatch.readers`).
         """
         assert self.seen is not None
         back = x[:, state.win_lo : state.lo]  # (b, W) the look-back blocks
         need = back == state.mask_id  # (b, W) remasked, not yet committed again
         if judging:
             need |= back != self.seen[rows, state.win_lo : state.lo]
-        return need.any(0).nonzero().squeeze(1) + state.win_lo
+        stale = need.any(0).nonzero().squeeze(1) + state.win_lo
+        if self.watch is None:
+            return stale
+        assert self.backbone is not None, "reset(backbone) before a step"
+        changes = (state.win_lo, state.hi)
+        read = self.watch.readers(self.backbone, x, self.local(rows), state.lo, changes)
+        return torch.unique(torch.cat([stale, read]))  # sorted

@@ -68,6 +68,15 @@ class Block(nn.Module):
         self.up_proj = nn.Linear(d, cfg.mlp_hidden, bias=False)
         self.down_proj = nn.Linear(cfg.mlp_hidden, d, bias=False)
 
+    def queries_keys(
+        self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rotated queries (B, H, n, hd) and keys (B, Hkv, n, hd) of the normed input (B, n, D)."""
+        b, n, _ = x.shape
+        q = self.q_proj(x).view(b, n, self.n_heads, -1).transpose(1, 2)
+        k = self.k_proj(x).view(b, n, self.n_kv_heads, -1).transpose(1, 2)
+        return self.rotary(q, k, rope)
+
     def attend(
         self,
         x: torch.Tensor,
@@ -81,10 +90,8 @@ class Block(nn.Module):
         values of the positions this forward does not compute (n < L), or records them.
         """
         b, n, _ = x.shape
-        q = self.q_proj(x).view(b, n, self.n_heads, -1).transpose(1, 2)  # (B, H, n, hd)
-        k = self.k_proj(x).view(b, n, self.n_kv_heads, -1).transpose(1, 2)  # (B, Hkv, n, hd)
-        v = self.v_proj(x).view(b, n, self.n_kv_heads, -1).transpose(1, 2)
-        q, k = self.rotary(q, k, rope)
+        q, k = self.queries_keys(x, rope)
+        v = self.v_proj(x).view(b, n, self.n_kv_heads, -1).transpose(1, 2)  # (B, Hkv, n, hd)
         if cache is not None:
             k, v = cache("k", k, dim=2), cache("v", v, dim=2)  # (B, Hkv, L, hd)
         mask = None if keep is None else keep[:, None, None, :]  # (B, 1, 1, L)

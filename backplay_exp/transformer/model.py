@@ -89,10 +89,7 @@ class DLMTransformer(nn.Module):
                 n positions (`KVCache`); None = all L positions, nothing kept.
         """
         span = slice(None) if cache is None else cache.positions(tokens.shape[1])
-        h = self.embed(tokens[:, span])  # (B, n, D)
-        if self.pos_embed is not None:
-            h = h + self.pos_embed(positions[:, span])
-        rope = self.rotary.tables(positions[:, span])
+        h, rope = self.embed_positions(tokens[:, span], positions[:, span])
         states = [h]
         for i, block in enumerate(self.blocks[:n_blocks]):
             layer = None if cache is None else cache.layer(i)
@@ -102,3 +99,24 @@ class DLMTransformer(nn.Module):
                 h = block(h, rope, keep, layer)
             states.append(h)
         return states
+
+    def embed_positions(
+        self, tokens: torch.Tensor, positions: torch.Tensor
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """The first block's input (B, n, D) and the rotary tables of `positions` (B, n)."""
+        h = self.embed(tokens)
+        if self.pos_embed is not None:
+            h = h + self.pos_embed(positions)
+        return h, self.rotary.tables(positions)
+
+    def first_queries_keys(
+        self, tokens: torch.Tensor, positions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first block's rotated queries (B, H, n, hd) and keys (B, Hkv, n, hd).
+
+        They depend on the tokens and positions alone (no other position), so they can be
+        computed for any subset of positions without a forward pass.
+        """
+        h, rope = self.embed_positions(tokens, positions)
+        first = self.blocks[0]
+        return first.queries_keys(first.attn_norm(h), rope)

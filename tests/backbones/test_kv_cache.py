@@ -237,6 +237,7 @@ def test_backplay_with_the_lazy_cache_on_the_native_backbones(make, kind):
         ("lazy", LazyWindowCache(), 2),
         ("none, stride 2", NoCache(), 2),
         ("tail", LazyWindowCache(tail_masks=4), 2),  # a block of 4: always at its tail
+        ("readers", LazyWindowCache(readers=0.3), 2),
     ]:
         pol = backplay_policy(block_buffer=1, threshold=0.62, stride=stride)
         dec = Decoder(pol, 12, 4, tokens_per_step=2, cache=cache, stop=stop_rule(False))
@@ -251,3 +252,59 @@ def test_backplay_with_the_lazy_cache_on_the_native_backbones(make, kind):
     assert caches["tail"].steps == 0  # tail_masks = block length: every step records, exact
     assert torch.equal(outs["tail"].tokens, outs["none, stride 2"].tokens)
     assert torch.equal(outs["tail"].nfe, outs["none, stride 2"].nfe)
+    assert caches["readers"].steps > 0  # runs cached; it claims no exactness of its own
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_first_queries_keys_are_the_forward_s(make, kind):
+    """What the readers watch computes without a forward is what the first block computes in
+    one (embedding, learned positions, norm, q/k biases, rotary under left padding)."""
+    backbone = make(kind)
+    tokens, keep = batch(backbone)
+    first = backbone.model.blocks[0]
+    seen = []
+    inner = first.queries_keys
+    first.queries_keys = lambda x, rope: seen.append(inner(x, rope)) or seen[-1]
+    backbone.decode(tokens, keep)
+    q, k = backbone.first_queries_keys(tokens, backbone.positions(tokens, keep))
+    torch.testing.assert_close(q, seen[0][0])
+    torch.testing.assert_close(k, seen[0][1])
+    cols = torch.tensor([2, 7, 11])  # any subset of positions, computed alone
+    q_at, k_at = backbone.first_queries_keys(
+        tokens[:, cols], backbone.positions(tokens, keep)[:, cols]
+    )
+    torch.testing.assert_close(k_at, k[:, :, cols])
+    torch.testing.assert_close(q_at, q[:, :, cols])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_readers_are_the_first_layer_attention_s(make, kind):
+    """The watch's incremental share (the record's normaliser, updated by the changed keys)
+    equals the first layer's attention on the changed tokens computed from scratch."""
+    from backplay_exp.samplers.readers import ReaderWatch
+
+    backbone = make(kind)
+    tokens, keep = batch(backbone)
+    lo, hi = 12, 16  # the block; the changes fall in the window [8, 16)
+    watch = ReaderWatch(0.0)
+    watch.record(backbone, tokens, keep)
+    now = tokens.clone()
+    now[0, 13], now[1, 9], now[2, 12:14] = 50, 51, 52  # per row, different changes
+    changed = now != tokens  # (b, L)
+    pos = backbone.positions(now, keep)
+    q, k = backbone.first_queries_keys(now, pos)
+    k = k.repeat_interleave(q.shape[1] // k.shape[1], 1)  # query head h reads h // group
+    scores = (q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5).float()
+    probs = scores.masked_fill(~keep[:, None, None, :], -torch.inf).softmax(-1)
+    share = (probs * changed[:, None, None, :]).sum(-1).amax(1)[:, :lo]  # (b, lo)
+    share = share.masked_fill(~keep[:, :lo], 0)
+    ranked = share.amax(0).sort().values  # (lo,) the most each position reads, in some row
+    threshold = ((ranked[lo // 2 - 1] + ranked[lo // 2]) / 2).item()  # half read more
+    expected = ((share > threshold).any(0)).nonzero().squeeze(1)
+    watch.share = threshold
+    found = watch.readers(backbone, now, None, lo, (8, hi))
+    assert 0 < len(found) < lo
+    assert found.tolist() == expected.tolist()
+    rows = torch.tensor([0, 2])  # a step over some of the record's rows
+    found = watch.readers(backbone, now[rows], rows, lo, (8, hi))
+    assert found.tolist() == (share[rows] > threshold).any(0).nonzero().squeeze(1).tolist()
