@@ -127,7 +127,7 @@ class LazyWindowCache(DualCache):
             self.seen[rows], self.dirty[rows] = x, True
             if self.watch is not None:
                 assert self.backbone is not None, "reset(backbone) before a step"
-                self.watch.record(self.backbone, x, state.attn[rows])
+                self.watch.record(self.backbone, x, state.attn[rows], state.lo)
             return self.record(rows), (state.win_lo, state.hi)
         self.steps += 1
         if judging and self.fresh_judge:
@@ -171,5 +171,5 @@ class LazyWindowCache(DualCache):
             return stale
         assert self.backbone is not None, "reset(backbone) before a step"
         changes = (state.win_lo, state.hi)
-        read = self.watch.readers(self.backbone, x, self.local(rows), state.lo, changes)
+        read = self.watch.readers(self.backbone, x, self.local(rows), changes)
         return torch.unique(torch.cat([stale, read]))  # sorted

@@ -277,34 +277,46 @@ def test_first_queries_keys_are_the_forward_s(make, kind):
     torch.testing.assert_close(q_at, q[:, :, cols])
 
 
+def first_layer_share(backbone, record, now, keep, lo):
+    """(b, lo) the most each context query of `now` attends to positions changed since
+    `record`, in some head: the first layer's attention computed from scratch."""
+    q, k = backbone.first_queries_keys(now, backbone.positions(now, keep))
+    k = k.repeat_interleave(q.shape[1] // k.shape[1], 1)  # query head h reads h // group
+    scores = (q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5).float()
+    probs = scores.masked_fill(~keep[:, None, None, :], -torch.inf).softmax(-1)
+    changed = now != record  # (b, L)
+    share = (probs * changed[:, None, None, :]).sum(-1).amax(1)[:, :lo]  # (b, lo)
+    return share.masked_fill(~keep[:, :lo], 0)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_readers_are_the_first_layer_attention_s(make, kind):
-    """The watch's incremental share (the record's normaliser, updated by the changed keys)
-    equals the first layer's attention on the changed tokens computed from scratch."""
+    """The watch's running share (the record's normaliser, moved step by step by the keys that
+    changed) names the context positions that the first layer's attention computed from
+    scratch puts above the threshold, over several steps, a token changed back included."""
     from backplay_exp.samplers.readers import ReaderWatch
 
     backbone = make(kind)
     tokens, keep = batch(backbone)
     lo, hi = 12, 16  # the block; the changes fall in the window [8, 16)
     watch = ReaderWatch(0.0)
-    watch.record(backbone, tokens, keep)
+    watch.record(backbone, tokens, keep, lo)
     now = tokens.clone()
-    now[0, 13], now[1, 9], now[2, 12:14] = 50, 51, 52  # per row, different changes
-    changed = now != tokens  # (b, L)
-    pos = backbone.positions(now, keep)
-    q, k = backbone.first_queries_keys(now, pos)
-    k = k.repeat_interleave(q.shape[1] // k.shape[1], 1)  # query head h reads h // group
-    scores = (q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5).float()
-    probs = scores.masked_fill(~keep[:, None, None, :], -torch.inf).softmax(-1)
-    share = (probs * changed[:, None, None, :]).sum(-1).amax(1)[:, :lo]  # (b, lo)
-    share = share.masked_fill(~keep[:, :lo], 0)
-    ranked = share.amax(0).sort().values  # (lo,) the most each position reads, in some row
-    threshold = ((ranked[lo // 2 - 1] + ranked[lo // 2]) / 2).item()  # half read more
-    expected = ((share > threshold).any(0)).nonzero().squeeze(1)
-    watch.share = threshold
-    found = watch.readers(backbone, now, None, lo, (8, hi))
-    assert 0 < len(found) < lo
-    assert found.tolist() == expected.tolist()
+    steps = [
+        lambda x: x[:, 12].fill_(50),  # every row commits position 12
+        lambda x: (x[0, 13].fill_(51), x[1, 9].fill_(52)),  # per row, different changes
+        lambda x: (x[0, 12].fill_(53), x[2, 12].copy_(tokens[2, 12])),  # changed again; back
+    ]
+    for step in steps:
+        step(now)
+        share = first_layer_share(backbone, tokens, now, keep, lo)
+        ranked = share.amax(0).sort().values  # (lo,) the most each position reads, some row
+        watch.share = ((ranked[lo // 2 - 1] + ranked[lo // 2]) / 2).item()  # half read more
+        found = watch.readers(backbone, now, None, (8, hi))
+        assert 0 < len(found) < lo
+        assert found.tolist() == (share > watch.share).any(0).nonzero().squeeze(1).tolist()
     rows = torch.tensor([0, 2])  # a step over some of the record's rows
-    found = watch.readers(backbone, now[rows], rows, lo, (8, hi))
-    assert found.tolist() == (share[rows] > threshold).any(0).nonzero().squeeze(1).tolist()
+    now[2, 13] = 54
+    share = first_layer_share(backbone, tokens, now, keep, lo)[rows]
+    found = watch.readers(backbone, now[rows], rows, (8, hi))
+    assert found.tolist() == (share > watch.share).any(0).nonzero().squeeze(1).tolist()

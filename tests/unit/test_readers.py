@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from backplay_exp.samplers.lazy_cache import LazyWindowCache
-from backplay_exp.samplers.readers import attention_share, log_normalizer
+from backplay_exp.samplers.readers import attention_share, key_mass, log_normalizer
 from tests.fakes import small_tiny
 from tests.unit.test_lazy_cache import state_at
 
@@ -30,11 +30,15 @@ def test_attention_share_by_hand():
     q = torch.tensor([1.0, 2.0]).view(1, 2, 1, 1)  # (b, H=2, n=1, hd=1), one key head
     k_rec = torch.zeros(1, 1, 3, 1)
     lse = log_normalizer(q, k_rec, torch.ones(1, 3, dtype=torch.bool))  # log 3 for both
-    k_old, k_new = k_rec[:, :, 2:], torch.full((1, 1, 1, 1), math.log(4))
-    share = attention_share(q, k_old, k_new, lse, torch.tensor([[True]]))  # (1, 2, 1)
-    torch.testing.assert_close(share.flatten(), torch.tensor([2 / 3, 8 / 9]))
-    unchanged = attention_share(q, k_old, k_new, lse, torch.tensor([[False]]))
-    assert unchanged.abs().max() == 0  # a position whose token did not change in that row
+    k_new = torch.full((1, 1, 1, 1), math.log(4))
+    keys = torch.cat([k_rec[:, :, 2:], k_new], 2)  # the record's key 2, then today's
+    weight = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])  # (b, c, [old, new])
+    old, new = key_mass(q, keys, lse, weight).unbind(-1)  # 1/3 for both; 4/3, 16/3
+    torch.testing.assert_close(old.flatten(), torch.tensor([1 / 3, 1 / 3]))
+    torch.testing.assert_close(new.flatten(), torch.tensor([4 / 3, 16 / 3]))
+    torch.testing.assert_close(attention_share(old, new).flatten(), torch.tensor([2 / 3, 8 / 9]))
+    none = key_mass(q, keys, lse, torch.zeros(1, 2, 1))  # keys left out of their row
+    assert none.abs().max() == 0
 
 
 def test_readers_are_the_context_positions_that_read_a_change():
