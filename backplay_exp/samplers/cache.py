@@ -24,10 +24,10 @@ Bidirectional attention makes this an approximation: recorded keys of cached pos
 tokens of their time, not the ones committed since (Fast-dLLM reports < 1 point of accuracy for
 it). A remasker's window spans `block_buffer` earlier blocks, which are recomputed every step.
 
-A cache policy is one class: `reset` (a new batch), `start_block`, `step`, which returns the
-`KVCache` that the step's forward records into or reads from (None: a plain forward) and the
-positions that get logits, and `release` (after the batch: a record holds every layer's keys and
-values).
+A cache policy is one class: `reset` (a new batch, of the backbone it will decode with),
+`start_block`, `step`, which returns the `KVCache` that the step's forward records into or reads
+from (None: a plain forward) and the positions that get logits, and `release` (after the batch:
+a record holds every layer's keys and values).
 """
 
 from __future__ import annotations
