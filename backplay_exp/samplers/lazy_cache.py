@@ -88,8 +88,7 @@ class LazyWindowCache(DualCache):
         """A new batch of `backbone`: nothing recorded, nothing computed, nothing counted."""
         super().reset(backbone)
         self.steps = self.window_steps = 0  # cached steps, and those that computed window tokens
-        self.watch = ReaderWatch(self.readers) if self.readers else None
-        if self.watch and backbone is not None and not hasattr(backbone, "first_queries_keys"):
+        if self.readers and backbone is not None and not hasattr(backbone, "first_queries_keys"):
             raise ValueError(
                 f"sampler.cache.readers reads the first layer's attention, which "
                 f"{type(backbone).__name__} does not expose (the project's transformer "
@@ -103,6 +102,7 @@ class LazyWindowCache(DualCache):
         self.seen: torch.Tensor | None = None  # (B, T) the token each position was computed with
         self.dirty: torch.Tensor | None = None  # (B, T) bool, computed since the head's last call
         self.step_rows: torch.Tensor | None = None  # (b,) the rows of the step in progress
+        self.watch = ReaderWatch(self.readers) if self.readers else None  # nothing recorded
 
     def head(self, head: Head | None) -> Head | None:
         """The head, cached over this policy's record if `head_cache` and it takes a cache.
