@@ -59,7 +59,8 @@ class LazyWindowCache(DualCache):
         tail_masks: Record the full canvas at every step where the current block has at most
             this many masks left in some row (0: never; k, the tokens per step: its last commits).
         readers: Also recompute the context positions that put more than this share of their
-            first-layer attention on tokens changed since the record (0: never).
+            first-layer attention on tokens changed since the record (0: never; the config's
+            default, `sampler/cache=lazy`, is 0.3).
     """
 
     name = "lazy"
