@@ -238,6 +238,7 @@ def test_backplay_with_the_lazy_cache_on_the_native_backbones(make, kind):
         ("none, stride 2", NoCache(), 2),
         ("tail", LazyWindowCache(tail_masks=4), 2),  # a block of 4: always at its tail
         ("readers", LazyWindowCache(readers=0.3), 2),
+        ("tail, readers", LazyWindowCache(tail_masks=4, readers=0.3), 2),
     ]:
         pol = backplay_policy(block_buffer=1, threshold=0.62, stride=stride)
         dec = Decoder(pol, 12, 4, tokens_per_step=2, cache=cache, stop=stop_rule(False))
@@ -253,6 +254,7 @@ def test_backplay_with_the_lazy_cache_on_the_native_backbones(make, kind):
     assert torch.equal(outs["tail"].tokens, outs["none, stride 2"].tokens)
     assert torch.equal(outs["tail"].nfe, outs["none, stride 2"].nfe)
     assert caches["readers"].steps > 0  # runs cached; it claims no exactness of its own
+    assert torch.equal(outs["tail, readers"].tokens, outs["none, stride 2"].tokens)
 
 
 @pytest.mark.parametrize("kind", KINDS)
