@@ -92,8 +92,10 @@ class LazyWindowCache(DualCache):
         if self.readers and backbone is not None and not hasattr(backbone, "first_queries_keys"):
             raise ValueError(
                 f"sampler.cache.readers reads the first layer's attention, which "
-                f"{type(backbone).__name__} does not expose (the project's transformer "
-                "stack does: tiny, llada, dream, smdm): set sampler.cache.readers=0"
+                f"{type(backbone).__name__} does not expose (the backbones with native attention "
+                "do: tiny, smdm_1b, llada_8b, dream_7b): use sampler/cache=none (a backbone "
+                "without native attention takes no cache), or sampler.cache.readers=0 for a "
+                "backbone of your own whose decode takes a cache"
             )
         self.backbone = backbone
 

@@ -72,6 +72,6 @@ def test_readers_refuse_a_bad_share_and_a_backbone_without_a_first_layer():
     for share in (-0.1, 1.0):
         with pytest.raises(ValueError, match=r"sampler\.cache\.readers"):
             LazyWindowCache(readers=share)
-    with pytest.raises(ValueError, match=r"sampler\.cache\.readers=0"):
+    with pytest.raises(ValueError, match=r"sampler/cache=none.*sampler\.cache\.readers=0"):
         LazyWindowCache(readers=0.3).reset(object())
     LazyWindowCache().reset(object())  # off: any backbone
