@@ -40,17 +40,17 @@ class FirstLayer(Protocol):
 
 
 def log_normalizer(q: torch.Tensor, k: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-    """(b, H, L) the logsumexp over the real keys of each query's scaled scores `q k^T / √hd`.
+    """(b, H, n) the logsumexp over the real keys of each query's scaled scores `q k^T / √hd`.
 
     Args:
-        q: (b, H, L, hd) queries.
+        q: (b, H, n, hd) queries.
         k: (b, Hkv, L, hd) keys (query head h reads key head h // (H / Hkv)).
         keep: (b, L) bool, the real keys.
     """
     heads, hd = q.shape[1], q.shape[3]
     groups = heads // k.shape[1]
     out = []
-    for g in range(k.shape[1]):  # one key head at a time: (b, H/Hkv, L, L) scores at most
+    for g in range(k.shape[1]):  # one key head at a time: (b, H/Hkv, n, L) scores at most
         scores = q[:, g * groups : (g + 1) * groups] @ k[:, g : g + 1].transpose(-1, -2)
         scores = scores / math.sqrt(hd)
         out.append(scores.masked_fill(~keep[:, None, None, :], -math.inf).logsumexp(-1))
