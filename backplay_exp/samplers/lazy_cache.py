@@ -20,8 +20,9 @@ the step can use, and writes it back into the record (`KVCache` write-back):
 - with `readers` > 0, every step also recomputes the context positions (left of the block) whose
   first-layer attention puts more than that share, in some head, on tokens changed since the
   record (`samplers/readers.py`): those that read the block's newest tokens. On the toy's
-  cache-sensitive seed 0 this keeps BackPlay exact; where attention does not read the changes,
-  it adds nothing but the first layer's scores against the changed keys.
+  cache-sensitive seed 0 this keeps BackPlay within 0.2 point of the uncached decoder; where
+  attention does not read the changes, it adds nothing but the first layer's scores against the
+  changed keys.
 
 The positions are the union over the step's rows; when the window adds none, the forward is
 confidence decoding's dual-cached one. With write-back the record holds, position by position,
@@ -133,12 +134,12 @@ class LazyWindowCache(DualCache):
                 self.watch.record(self.backbone, x, state.attn[rows], state.lo)
             return self.record(rows), (state.win_lo, state.hi)
         self.steps += 1
+        local = self.local(rows)
         if judging and self.fresh_judge:
             extra = torch.arange(state.win_lo, state.lo, device=x.device)
         else:
-            extra = self.stale(state, x, rows, judging)  # (n,)
+            extra = self.stale(state, x, rows, local, judging)  # (n,)
         self.window_steps += int(len(extra) > 0)
-        local = self.local(rows)
         if len(extra) == 0:  # the block alone: a dual-cached span
             kv, window = self.kv.span(state.lo, state.hi, local, True), (state.lo, state.hi)
         else:
@@ -157,9 +158,16 @@ class LazyWindowCache(DualCache):
         return bool((left <= self.tail_masks).any())
 
     def stale(
-        self, state: DecodeState, x: torch.Tensor, rows: torch.Tensor, judging: bool
+        self,
+        state: DecodeState,
+        x: torch.Tensor,
+        rows: torch.Tensor,
+        local: torch.Tensor | None,
+        judging: bool,
     ) -> torch.Tensor:
         """(n,) window positions left of the block that this step computes, of any row.
+
+        `rows` (b,) are the step's rows, `local` their indices among the record's (`self.local`).
 
         Masks always; at judging steps also tokens that changed since they were computed; with
         `readers`, the context positions that read a change (`ReaderWatch.readers`).
@@ -174,5 +182,5 @@ class LazyWindowCache(DualCache):
             return stale
         assert self.backbone is not None, "reset(backbone) before a step"
         changes = (state.win_lo, state.hi)
-        read = self.watch.readers(self.backbone, x, self.local(rows), changes)
+        read = self.watch.readers(self.backbone, x, local, changes)
         return torch.unique(torch.cat([stale, read]))  # sorted
