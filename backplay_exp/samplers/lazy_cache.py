@@ -135,10 +135,10 @@ class LazyWindowCache(DualCache):
             return self.record(rows), (state.win_lo, state.hi)
         self.steps += 1
         local = self.local(rows)
-        if judging and self.fresh_judge:
-            extra = torch.arange(state.win_lo, state.lo, device=x.device)
-        else:
-            extra = self.stale(state, x, rows, local, judging)  # (n,)
+        extra = self.stale(state, x, rows, local, judging)  # (n,)
+        if judging and self.fresh_judge:  # the whole window, and the readers left of it
+            window = torch.arange(state.win_lo, state.lo, device=x.device)
+            extra = torch.unique(torch.cat([extra, window]))  # sorted
         self.window_steps += int(len(extra) > 0)
         if len(extra) == 0:  # the block alone: a dual-cached span
             kv, window = self.kv.span(state.lo, state.hi, local, True), (state.lo, state.hi)

@@ -68,6 +68,25 @@ def test_readers_are_the_context_positions_that_read_a_change():
     assert (cache.name, strict.name) == ("lazy+readers", "lazy+readers")
 
 
+def test_a_fresh_judge_adds_the_readers_left_of_the_window():
+    """With `fresh_judge` a judging step computes the whole window [5, 9) and, with `readers`,
+    the prompt positions [0, 5) that read the block's change as well."""
+    backbone = small_tiny(0)
+    x = torch.randint(6, 40, (2, 14), generator=torch.Generator().manual_seed(0))
+    x[:, 9:] = backbone.mask_id
+    state = state_at(x, 5, 9, 13)
+    state.mask_id = backbone.mask_id
+    rows = torch.tensor([0, 1])
+    for readers, expected in ((1e-9, range(13)), (0.0, range(5, 13))):
+        cache = LazyWindowCache(fresh_judge=True, readers=readers)
+        cache.reset(backbone)
+        cache.start_block()
+        state.x[0, 9] = backbone.mask_id
+        cache.step(state, rows)[0]._layers = [{}]  # the record
+        state.x[0, 9] = 20  # row 0 commits a token of the block
+        assert cache.step(state, rows, judging=True)[1].tolist() == list(expected)
+
+
 def test_readers_refuse_a_bad_share_and_a_backbone_without_a_first_layer():
     for share in (-0.1, 1.0):
         with pytest.raises(ValueError, match=r"sampler\.cache\.readers"):
