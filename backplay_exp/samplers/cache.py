@@ -126,7 +126,10 @@ class PrefixCache(NoCache):
         window = (state.win_lo, state.hi)
         if self.records_now(judging):
             return self.record(rows), window
-        return self.kv.span(state.win_lo, self.span_end(state.hi), self.local(rows)), window
+        # write-back changes nothing that a later step reads (it recomputes the span again) but
+        # lets each layer write the span into its record in place instead of splicing a copy
+        end = self.span_end(state.hi)
+        return self.kv.span(state.win_lo, end, self.local(rows), write_back=True), window
 
     def records_now(self, judging: bool) -> bool:
         """Whether this step's forward records: a block's first, or (refresh) a judged one."""
