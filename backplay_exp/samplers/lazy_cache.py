@@ -139,8 +139,8 @@ class LazyWindowCache(DualCache):
         local = self.local(rows)
         extra = self.stale(state, x, rows, local, judging)  # (n,)
         if judging and self.fresh_judge:  # the whole window, and the readers left of it
-            window = torch.arange(state.win_lo, state.lo, device=x.device)
-            extra = torch.unique(torch.cat([extra, window]))  # sorted
+            whole = torch.arange(state.win_lo, state.lo, device=x.device)
+            extra = torch.unique(torch.cat([extra, whole]))  # sorted
         self.window_steps += int(len(extra) > 0)
         if len(extra) == 0:  # the block alone: a dual-cached span
             kv, window = self.kv.span(state.lo, state.hi, local, True), (state.lo, state.hi)
