@@ -15,7 +15,7 @@ SETUP ?= $(VENV)/.installed
 TORCH ?= torch==2.13.0
 # extra pip options for the torch wheel, e.g. TORCH_PIP="--index-url https://download.pytorch.org/whl/cpu"
 TORCH_PIP ?=
-EXTRAS ?= dev,sandbox,lm_eval
+EXTRAS ?= dev,sandbox,lm-eval
 PYTEST ?= $(PY) -m pytest
 
 .PHONY: help install test test-fast lint format smoke quickstart clean
@@ -47,12 +47,12 @@ test-fast: $(SETUP) ## the inner loop: everything but the slow end-to-end runs
 	$(PYTEST) -q -m "not slow"; rc=$$?; if [ $$rc -eq 5 ]; then exit 0; else exit $$rc; fi
 
 lint: $(SETUP) ## ruff check + format check
-	$(PY) -m ruff check backplay_exp tests
-	$(PY) -m ruff format --check backplay_exp tests
+	$(PY) -m ruff check backplay_exp hydra_plugins tests
+	$(PY) -m ruff format --check backplay_exp hydra_plugins tests
 
 format: $(SETUP) ## ruff format + autofix
-	$(PY) -m ruff format backplay_exp tests
-	$(PY) -m ruff check --fix backplay_exp tests
+	$(PY) -m ruff format backplay_exp hydra_plugins tests
+	$(PY) -m ruff check --fix backplay_exp hydra_plugins tests
 
 smoke: $(SETUP) ## one tiny eval end to end (a few SFT steps, 16 problems)
 	$(PY) -m backplay_exp task=eval sft.max_steps=20 benchmark.n_problems=16 logger=csv

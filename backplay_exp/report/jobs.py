@@ -15,6 +15,7 @@ from typing import Any
 
 from backplay_exp.report.aggregate import Cell, cells
 from backplay_exp.report.variants import mark_variants
+from backplay_exp.tasks.identity import EVAL_TASKS
 from backplay_exp.tasks.results import RESULTS_FILE
 
 
@@ -31,10 +32,6 @@ def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
         results.append(record)
     mark_variants(results, method_label)
     return results
-
-
-# tasks whose results.json holds an accuracy and an NFE (task=lm_eval: its first task's metric)
-EVAL_TASKS = ("eval", "lm_eval")
 
 
 def eval_results(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

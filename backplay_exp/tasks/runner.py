@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import traceback
+from typing import Any
 
 import lightning as L
 from hydra.utils import get_method
 from omegaconf import DictConfig
 
+from backplay_exp.tasks.identity import job_identity
 from backplay_exp.tasks.results import write_results
 from backplay_exp.utils import reproducible
 
@@ -41,6 +43,7 @@ def run_task(cfg: DictConfig) -> dict[str, float]:
         write_results(
             cfg,
             {
+                **identity_or_none(cfg),
                 "status": "failed",
                 "error": f"{type(err).__name__}: {err}",
                 "traceback": traceback.format_exc(),
@@ -49,6 +52,15 @@ def run_task(cfg: DictConfig) -> dict[str, float]:
         return {"accuracy": float("nan")}
     finally:
         _close_wandb()
+
+
+def identity_or_none(cfg: DictConfig) -> dict[str, Any]:
+    """The failed job's identity (its table cell), or nothing if the config cannot say it."""
+    try:
+        return job_identity(cfg)
+    except Exception as err:  # the failure itself is what results.json must record
+        log.warning("a failed job whose cell cannot be named (%s)", err)
+        return {}
 
 
 def _close_wandb() -> None:

@@ -1,0 +1,1 @@
+"""backplay_exp's Hydra launcher plugin (`launcher.py`)."""
