@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 from transformers import PreTrainedTokenizerBase
 
 from backplay_exp.data.collate import encode_sft_pairs
+from backplay_exp.data.resumable import shuffled_loader
 from backplay_exp.data.templates import PlainTemplate, Template
 
 log = logging.getLogger(__name__)
@@ -244,13 +245,12 @@ class HFSFTDataModule(L.LightningDataModule):
         self.val_set = PairDataset(self._pairs(val_rows, "validation"))
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled training batches (seeded)."""
-        return DataLoader(
+        """Shuffled training batches (seeded; a resumed stage resumes mid-epoch exactly)."""
+        return shuffled_loader(
             self.train_set,
-            batch_size=self.batch_size,
-            shuffle=True,
+            self.batch_size,
+            torch.Generator().manual_seed(self.seed),
             drop_last=True,
-            generator=torch.Generator().manual_seed(self.seed),
             collate_fn=SFTCollator(self.tokenizer, self.seq_len),
             num_workers=self.num_workers,
         )

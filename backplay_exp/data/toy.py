@@ -9,6 +9,7 @@ from transformers import PreTrainedTokenizerBase
 
 from backplay_exp.benchmarks.toy import ToyTask
 from backplay_exp.data.collate import encode_sft_pairs
+from backplay_exp.data.resumable import shuffled_loader
 
 # encoded splits of this process, by (task, split, n, seed, response length, vocabulary)
 _ENCODED: dict[tuple, TensorDataset] = {}
@@ -77,15 +78,10 @@ class ToyDataModule(L.LightningDataModule):
             self.val_set = self._encode("test", self.n_val, self.seed + 1)
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled training batches (a seeded generator, so runs repeat exactly)."""
+        """Shuffled training batches, seeded (runs repeat, resumes go on exactly: resumable.py)."""
         g = torch.Generator().manual_seed(self.seed)
-        return DataLoader(
-            self.train_set,
-            batch_size=self.batch_size,
-            shuffle=True,
-            drop_last=True,
-            generator=g,
-            collate_fn=_as_dicts,
+        return shuffled_loader(
+            self.train_set, self.batch_size, g, drop_last=True, collate_fn=_as_dicts
         )
 
     def val_dataloader(self) -> DataLoader:

@@ -22,6 +22,8 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from backplay_exp.utils.console import srun_hint_filtered
+
 
 def external_world() -> tuple[int, int]:
     """(world size, nodes) of processes the environment launched; (1, 1) when none did."""
@@ -30,7 +32,9 @@ def external_world() -> tuple[int, int]:
     if TorchElasticEnvironment.detect():
         world = int(os.environ["WORLD_SIZE"])
         return world, world // int(os.environ.get("LOCAL_WORLD_SIZE", world))
-    if SLURMEnvironment.detect() and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+    with srun_hint_filtered():
+        slurm = SLURMEnvironment.detect()
+    if slurm and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
         return int(os.environ["SLURM_NTASKS"]), int(os.environ.get("SLURM_NNODES", "1"))
     return 1, 1
 
@@ -66,10 +70,11 @@ def launch(fn: Callable[..., Any], devices: int, *args: Any) -> Any:
     from lightning.fabric import Fabric
 
     accelerator = "cuda" if torch.cuda.is_available() else "cpu"
-    if world > 1:  # the processes exist already: join them
-        fabric = Fabric(
-            accelerator=accelerator, devices=world // nodes, num_nodes=nodes, strategy="ddp"
-        )
-    else:
-        fabric = Fabric(accelerator=accelerator, devices=devices, strategy="ddp_spawn")
+    with srun_hint_filtered():
+        if world > 1:  # the processes exist already: join them
+            fabric = Fabric(
+                accelerator=accelerator, devices=world // nodes, num_nodes=nodes, strategy="ddp"
+            )
+        else:
+            fabric = Fabric(accelerator=accelerator, devices=devices, strategy="ddp_spawn")
     return fabric.launch(fn, *args)

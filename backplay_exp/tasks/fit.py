@@ -1,8 +1,9 @@
 """Fitting one stage with Lightning: its trainer, checkpoints, resume and progress bar.
 
 Every training function of `tasks/train.py` ends in `fit`: the stage trains for its recipe's
-`max_steps` into its cache directory, checkpointing to `checkpoints/` and resuming from
-`last.ckpt` when a run was interrupted.
+`max_steps` into its cache directory, checkpointing to `checkpoints/last.ckpt` and resuming
+from it when a run was interrupted (`tasks/checkpoint.py`: resumed, the stage trains what the
+uninterrupted run would have).
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 
 from backplay_exp.backbones.base import Backbone
+from backplay_exp.tasks.checkpoint import StepCheckpoint
 from backplay_exp.tasks.registry import stage_trainer
 from backplay_exp.utils.console import fit_warnings
 from backplay_exp.utils.device import torch_threads
@@ -44,24 +45,22 @@ def fit(
     Raises:
         RuntimeError: if training was interrupted (the stage must not be marked done).
     """
-    ckpt_dir = out / "checkpoints"
-    checkpoint = ModelCheckpoint(
-        dirpath=ckpt_dir, save_last=True, every_n_train_steps=recipe.checkpoint_every
-    )
+    last = out / "checkpoints" / "last.ckpt"
+    checkpoint = StepCheckpoint(last, recipe.checkpoint_every)
     trainer_cfg = stage_trainer(cfg, recipe)
-    trainer: L.Trainer = instantiate(
-        trainer_cfg,
-        max_steps=recipe.max_steps,
-        gradient_clip_val=recipe.gradient_clip_val,
-        val_check_interval=recipe.val_check_interval,
-        check_val_every_n_epoch=None,
-        callbacks=[checkpoint, *progress_bar(cfg, trainer_cfg, description)],
-        logger=instantiate_loggers(cfg.logger, out) or False,
-        default_root_dir=str(out),
-    )
-    last = ckpt_dir / "last.ckpt"
     start = time.perf_counter()
     with torch_threads(threads), fit_warnings(getattr(module, "freeze_backbone", False)):
+        trainer: L.Trainer = instantiate(
+            trainer_cfg,
+            max_steps=recipe.max_steps,
+            gradient_clip_val=recipe.gradient_clip_val,
+            val_check_interval=recipe.val_check_interval,
+            check_val_every_n_epoch=None,
+            callbacks=[checkpoint, *progress_bar(cfg, trainer_cfg, description)],
+            enable_checkpointing=False,  # StepCheckpoint is the stage's only checkpoint
+            logger=instantiate_loggers(cfg.logger, out) or False,
+            default_root_dir=str(out),
+        )
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last.exists() else None)
     if trainer.interrupted or trainer.global_step < recipe.max_steps:
         raise RuntimeError(
