@@ -25,7 +25,8 @@ from pathlib import Path
 PACKAGE = "backplay_exp"
 ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 # lowest first: pure building blocks, models, the algorithms and data around them, the
-# LightningModules, then the composition roots (tasks), lm-eval's adapter and the report
+# LightningModules, then the composition roots (tasks), lm-eval's adapter and the report, then
+# the launchers that submit tasks to a cluster
 LAYERS = [
     ("utils", "transformer", "metrics"),
     ("backbones",),
@@ -33,6 +34,7 @@ LAYERS = [
     ("diffusion", "samplers", "artifacts", "benchmarks", "data"),
     ("modules",),
     ("tasks", "harness", "report"),
+    ("cluster",),
     ("__main__", "__init__"),
 ]
 

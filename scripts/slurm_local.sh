@@ -77,6 +77,8 @@ ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
+# a job that asks for no memory takes 1 GB per CPU, not the whole node
+DefMemPerCPU=1024
 GresTypes=gpu
 SlurmdParameters=config_overrides
 AccountingStorageType=accounting_storage/none

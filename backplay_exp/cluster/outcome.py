@@ -17,7 +17,7 @@ from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from backplay_exp.tasks.results import RESULTS_FILE, write_results
 
@@ -49,6 +49,15 @@ def job_config(launcher: Any, overrides: list[str], idx: int) -> DictConfig:
     return cfg
 
 
+def save_hydra_files(cfg: DictConfig, out: Path) -> None:
+    """Write the `.hydra/` files the job would have (the report reads its overrides there)."""
+    saved = out / ".hydra"
+    saved.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(OmegaConf.create(list(cfg.hydra.overrides.task)), saved / "overrides.yaml")
+    task = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    OmegaConf.save(task, saved / "config.yaml")
+
+
 def record_failure(launcher: Any, overrides: list[str], idx: int, reason: str) -> JobReturn:
     """Write job `idx`'s failed `results.json` (unless it wrote one) and return its JobReturn."""
     from backplay_exp.tasks.runner import identity_or_none
@@ -59,6 +68,7 @@ def record_failure(launcher: Any, overrides: list[str], idx: int, reason: str) -
     if results.exists():  # the job recorded its own end (its results, or its failure)
         log.warning("#%d %s: %s; its results.json stays", idx, " ".join(overrides), reason)
     else:
+        save_hydra_files(cfg, out)
         write_results(cfg, {**identity_or_none(cfg), "status": "failed", "error": reason})
         log.error("#%d %s: %s; recorded as failed", idx, " ".join(overrides), reason)
     return JobReturn(
