@@ -13,6 +13,9 @@ METHOD.md section 6; `docs/decoding.md` states each component's contract. The re
   check, early stop on EoS;
 - the **cache policy** (`sampler/cache`) says which span each forward recomputes.
 
+A **trace recorder** (`generate(..., trace=)`, `samplers/trace/`) sees each step's forward and
+decisions; the default, `NoTrace`, does nothing.
+
 Rows are batched and finish independently; prompts are left-padded and the padding is masked out
 of attention. Only positions from the look-back window's start through the current block can
 change in a step, so the LM head, the softmax and the proposal run there alone (windowed
@@ -36,6 +39,7 @@ from backplay_exp.samplers.remaskers import NoRemask
 from backplay_exp.samplers.select import propose_tokens, widen
 from backplay_exp.samplers.state import DecodeResult, DecodeState, Head, Step
 from backplay_exp.samplers.stop import StopRule
+from backplay_exp.samplers.trace.recorder import NoTrace
 from backplay_exp.transformer.kv_cache import KVCache
 
 __all__ = ["DecodeResult", "Decoder", "Head"]
@@ -136,6 +140,7 @@ class Decoder:
         prompt_mask: torch.Tensor | None = None,
         head: Head | None = None,
         generator: torch.Generator | None = None,
+        trace: NoTrace | None = None,
     ) -> DecodeResult:
         """Decode a batch.
 
@@ -145,6 +150,8 @@ class Decoder:
             prompt_mask: (B, P) bool, True at real prompt tokens (None = no padding).
             head: Correction head, required by remaskers that use one.
             generator: Randomness for temperature > 0 and random orders and remaskers.
+            trace: What records each step (None: `NoTrace`, nothing; `TraceRecorder`: a
+                record per row and step). It changes no token.
 
         Returns:
             The responses with per-row NFE, remask and edit counts.
@@ -154,14 +161,15 @@ class Decoder:
         state = DecodeState.start(prompt_ids, prompt_mask, self.gen_length, backbone.mask_id)
         look_back = self.remasker.block_buffer * self.block_length
         eos, final_check = backbone.eos_id, self.remasker.final_check
+        trace = NoTrace() if trace is None else trace
         self.cache.reset(backbone)
-        head = self.cache.head(head)
+        head = trace.head(self.cache.head(head))
         for lo, hi in state.blocks(self.block_length):
             masks = state.enter_block(lo, hi, max(state.prompt_len, lo - look_back))
             state.plan = self.commit.plan(masks, self.num_blocks)  # (B, S)
             self.cache.start_block()
             while (rows := self.stop.rows(state, eos, final_check)) is not None:
-                step = self._step(backbone, state, rows, generator)
+                step = self._step(backbone, state, rows, generator, trace)
                 remask = self.remasker.select(step, head, generator)  # (b, T) bool, each
                 scores = self.order.scores(step.conf, generator)
                 commit = self.commit.select(state.plan[rows], step, scores)
@@ -169,9 +177,10 @@ class Decoder:
                 edit = self.editor.select(step, editable)
                 unsettled = self.editor.unsettled(commit, edit)  # (b,)
                 state.apply(step, commit, remask, edit, unsettled, self.cost)
+                trace.step(state, step, commit, remask, edit)
             self.stop.end_block(state, eos)
         self.cache.release()
-        return state.result()
+        return trace.done(state.result())
 
     def _step(
         self,
@@ -179,6 +188,7 @@ class Decoder:
         state: DecodeState,
         rows: torch.Tensor,
         generator: torch.Generator | None,
+        trace: NoTrace,
     ) -> Step:
         """The forward pass of `rows` (b,) and its proposals: the step's view."""
         wanted = self.remasker.due(state.step[rows], state.in_block[rows] == 0)  # (b,)
@@ -190,6 +200,7 @@ class Decoder:
         logits, hidden = self._forward(
             backbone, x, state.attn[rows], state.is_prompt[rows], window, kv
         )
+        trace.forward(state, rows, kv, window, logits)
         proposal = propose_tokens(logits, self.temperature, generator, backbone.mask_id)
         return state.view(rows, due, hidden, *widen(*proposal, x, window))
 

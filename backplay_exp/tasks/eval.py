@@ -6,6 +6,7 @@ goes and `results.json` at the end. Problems are decoded in fixed batches seeded
 position, so a resumed run produces exactly what an uninterrupted one would. `task.devices=N`
 (or torchrun / a multi-task SLURM job) shares the batches among N processes, one model replica
 each, and merges their records into the same `samples.jsonl` (`tasks/shards.py`).
+`task.trace_samples=N` also keeps step-by-step traces of N problems (`keep_traces`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from backplay_exp.benchmarks.base import Benchmark, Problem
 from backplay_exp.data.collate import encode_prompts, response_texts, token_ids
 from backplay_exp.metrics import edit_outcomes, summarize
 from backplay_exp.samplers.decoder import Decoder, Head
+from backplay_exp.samplers.trace.files import TRACES_DIR, file_stem, traced_problems, write_trace
+from backplay_exp.samplers.trace.recorder import NoTrace, TraceRecorder
+from backplay_exp.samplers.trace.records import decode_header, trace_records
 from backplay_exp.tasks.distributed import external_rank, external_world, launch, resolved
 from backplay_exp.tasks.models import decoding_model, prepare_stages
 from backplay_exp.tasks.results import (
@@ -67,13 +71,17 @@ def decode_batch(
     problems: Sequence[Problem],
     head: Head | None,
     generator: torch.Generator,
+    trace: NoTrace | None = None,
 ) -> list[dict[str, Any]]:
-    """Decode and score one batch; one record per problem (the `samples.jsonl` contract)."""
+    """Decode and score one batch; one record per problem (the `samples.jsonl` contract).
+
+    `trace` records the decode's steps (None: nothing, `NoTrace`).
+    """
     tok = backbone.tokenizer
     device = next(backbone.parameters()).device
     ids, mask = encode_prompts(tok, [p.prompt for p in problems])
     start = time.perf_counter()
-    out = decoder.generate(backbone, ids.to(device), mask.to(device), head, generator)
+    out = decoder.generate(backbone, ids.to(device), mask.to(device), head, generator, trace)
     wall = time.perf_counter() - start
     texts, length = response_texts(tok, out.tokens, backbone.eos_id)
     completions = [benchmark.cut(t) for t in texts]
@@ -114,6 +122,33 @@ def decode_batch(
     ]
 
 
+def keep_traces(
+    out: Path,
+    decoder: Decoder,
+    backbone: Backbone,
+    batch: Sequence[Problem],
+    samples: list[dict[str, Any]],
+    recorder: TraceRecorder,
+) -> list[Path]:
+    """Write the traced problems of a decoded batch into `out/traces/`; the paths written.
+
+    Each traced problem gets `<id>.jsonl` and `<id>.html` (no figure: a page is enough to look
+    at one). `samplers.trace.files.trace_pages(out)` lists the pages of the whole run.
+    """
+    paths = []
+    assert recorder.rows is not None, "an eval traces chosen rows"
+    for row in sorted(recorder.rows):
+        p, sample = batch[row], samples[row]
+        header = decode_header(decoder, backbone, p.prompt, problem=p.id, answer=p.answer)
+        result = recorder.results[row] | {
+            k: sample[k] for k in ("completion", "extracted", "correct")
+        }
+        steps = recorder.steps_of(row)
+        records = trace_records(decoder.name, header, steps, result, backbone.tokenizer)
+        paths += write_trace(out / TRACES_DIR, file_stem(p.id), records, p.id, figure=False)
+    return paths
+
+
 def reusable(cfg: DictConfig) -> Path | None:
     """The cached run files of an identical finished job, if there are any."""
     cached = Path(cfg.paths.cache_dir) / "eval" / job_signature(cfg)
@@ -143,6 +178,7 @@ def run(
     limit: int | None = None,
     reuse: bool = True,
     devices: int = 1,
+    trace_samples: int = 0,
     **_: Any,
 ) -> dict[str, float]:
     """Evaluate the config's backbone (and head) on its benchmark; write the run files.
@@ -155,18 +191,25 @@ def run(
         devices: Processes (one model replica each, a GPU each when CUDA is present) that
             share the problems (`tasks/shards.py`); under torchrun or a multi-task SLURM job
             the environment's processes are used instead (`tasks/distributed.py`).
+        trace_samples: Keep step-by-step traces of this many problems, drawn with the seed,
+            in `traces/` (`task.trace_samples=N`; a traced job decodes, it reuses nothing).
     """
     out = output_dir(cfg)
-    if reuse and (cached := reusable(cfg)) is not None:
+    if reuse and not trace_samples and (cached := reusable(cfg)) is not None:
         return copy_reused(cached, out) if external_rank() == 0 else {}
     uses_head = instantiate(cfg.remask).uses_head
     # stages are trained by one process, before any decoding process exists
     prepare_stages(cfg, uses_head, train=external_world()[0] == 1)
-    return launch(evaluate, devices, resolved(cfg), batch_size, limit, out)
+    return launch(evaluate, devices, resolved(cfg), batch_size, limit, out, trace_samples)
 
 
 def evaluate(
-    fabric: Any, config: dict[str, Any], batch_size: int, limit: int | None, out: Path
+    fabric: Any,
+    config: dict[str, Any],
+    batch_size: int,
+    limit: int | None,
+    out: Path,
+    trace_samples: int = 0,
 ) -> dict[str, float]:
     """Decode this rank's batches; on rank 0, merge every rank's records and report.
 
@@ -176,6 +219,7 @@ def evaluate(
         batch_size: Problems per batch.
         limit: Only the first `limit` problems.
         out: The job directory.
+        trace_samples: Problems whose decode is traced (`keep_traces`).
     """
     cfg = OmegaConf.create(config)
     rank, world = (0, 1) if fabric is None else (fabric.global_rank, fabric.world_size)
@@ -199,16 +243,21 @@ def evaluate(
     path.write_text("")  # drop a torn line; keep only complete records
     append_samples(path, (mine[p.id] for p in problems if p.id in mine))
     batches = [problems[i : i + batch_size] for i in range(0, len(problems), batch_size)]
+    traced = traced_problems([p.id for p in problems], trace_samples, cfg.seed)
     desc = f"eval {benchmark.name}" + (f" [rank {rank}/{world}]" if world > 1 else "")
     for index in tqdm(my_batches(len(batches), rank, world), desc=desc, unit="batch"):
         batch = batches[index]
         if all(p.id in done for p in batch):
             continue
         generator = batch_generator(cfg.seed, index, device)
+        rows = [i for i, p in enumerate(batch) if p.id in traced]
+        trace = TraceRecorder(rows=rows) if rows else None
         records = [
             r | {"config_signature": job}
-            for r in decode_batch(backbone, decoder, benchmark, batch, head, generator)
+            for r in decode_batch(backbone, decoder, benchmark, batch, head, generator, trace)
         ]
+        if trace is not None:
+            keep_traces(out, decoder, backbone, batch, records, trace)
         append_samples(path, (r for r in records if r["id"] not in done))
         done.update({r["id"]: r for r in records})
     if fabric is not None:

@@ -23,8 +23,9 @@ log = logging.getLogger(__name__)
 RESULTS_FILE, SAMPLES_FILE = "results.json", "samples.jsonl"
 # config parts that do not change what a job computes
 NOT_IN_JOB_SIGNATURE = ("paths", "logger", "hydra", "fail_fast", "eval_devices")
-# task flags that say how to run a job, not what it computes
-NOT_IN_TASK_SIGNATURE = ("devices", "reuse")
+# task flags that say how to run a job, not what it computes (the traces an eval keeps beside
+# its results are a view of the same decodes)
+NOT_IN_TASK_SIGNATURE = ("devices", "reuse", "trace_samples")
 # a switch -> the keys that change nothing computed while it is off (and so are left out then:
 # a job of the default config keeps the signature it had before the switch existed)
 WHILE_OFF = {"reproducible": ("reproducible", "reproducible_threads")}
