@@ -44,7 +44,7 @@ def partitions() -> list[str]:
 
 def refused(launcher: str, sbatch_stderr: str) -> LaunchError:
     """The error for an sbatch refusal: sbatch's own words and the key to change."""
-    said = " ".join(
+    said = "; ".join(
         line.removeprefix("sbatch: error: ").strip()
         for line in sbatch_stderr.strip().splitlines()
         if line.strip()

@@ -71,22 +71,44 @@ def array_id(sweep: Path) -> str:
     return ids.pop()
 
 
-def release_requeued(stop: threading.Event) -> None:
-    """Make requeued jobs eligible at once until `stop` is set.
+class TimeLimitDriver(threading.Thread):
+    """Brings a job's time limit down once its stage trains, and releases it when requeued.
 
-    slurmctld holds a requeued job for two minutes (its EligibleTime, hard-coded) before it
-    may start again; a test need not wait for it.
+    SLURM's time limits are whole minutes, and a signal that comes before submitit has set
+    its handler (while the job still imports) kills the job. So the job is submitted with a
+    long limit and a `signal_delay_s` of nearly a minute; once the stage has saved its first
+    checkpoint, its limit is cut to one minute, which puts the signal (limit - delay) in the
+    past: SLURM sends it at once, in the middle of training, on a fast machine or a slow one.
+    The requeued job gets its long limit back, and is made eligible at once (slurmctld holds
+    a requeued job for two minutes).
     """
-    while not stop.wait(1):
-        held = subprocess.run(
-            ["squeue", "--noheader", "--states=PENDING", "--format=%i %r"],
-            capture_output=True,
-            text=True,
-        ).stdout.split("\n")
-        for line in held:
-            job, _, reason = line.partition(" ")
-            if reason == "BeginTime":
-                subprocess.run(["scontrol", "update", f"jobid={job}", "StartTime=now"])
+
+    def __init__(self, sweep: Path, cache: Path, long_limit_min: int) -> None:
+        super().__init__(daemon=True)
+        self.sweep, self.cache, self.long_limit = sweep, cache, long_limit_min
+        self.stop = threading.Event()
+        self.cut = False
+
+    def run(self) -> None:
+        while not self.stop.wait(0.25):
+            folders = [p for p in self.sweep.glob(".submitit/*") if p.name.isdigit()]
+            if not folders:
+                continue
+            job = folders[0].name
+            state = subprocess.run(
+                ["squeue", "--noheader", "--states=all", f"--jobs={job}", "--format=%T %r"],
+                capture_output=True,
+                text=True,
+            ).stdout.split()
+            if not self.cut and list(self.cache.glob("sft/*/checkpoints/last.ckpt")):
+                subprocess.run(["scontrol", "update", f"jobid={job}", "TimeLimit=1"], check=True)
+                self.cut = True
+            elif self.cut and state[-1:] == ["BeginTime"]:
+                subprocess.run(
+                    ["scontrol", "update", f"jobid={job}", f"TimeLimit={self.long_limit}",
+                     "StartTime=now"],
+                    check=True,
+                )  # fmt: skip
 
 
 def scontrol_jobs(job: str) -> list[dict[str, str]]:

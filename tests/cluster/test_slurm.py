@@ -13,7 +13,6 @@ import itertools
 import json
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -22,21 +21,19 @@ from omegaconf import OmegaConf
 
 from tests.cluster.conftest import (
     ROOT,
+    TimeLimitDriver,
     array_id,
     environment,
     job_logs,
-    release_requeued,
     scontrol_jobs,
 )
 from tests.conftest import TINY
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm, pytest.mark.xdist_group("slurm")]
 
-# an SFT stage long enough (about 35 s on an idle core) to be preempted under a 1-minute limit
-# whose signal comes 30 s after the job starts (a signal before submitit's handler is set, while
-# the job still imports, would kill it), and for every job of a sweep to reach its lock while
-# it trains
-LONG_SFT = {"sft.max_steps": 2500, "sft.checkpoint_every": 250, "sft.val_check_interval": 500}
+# an SFT stage long enough (about 18 s on an idle core) for every job of a sweep to reach its
+# lock while it trains, and for a time-limit signal to come in the middle of it
+LONG_SFT = {"sft.max_steps": 1200, "sft.checkpoint_every": 100, "sft.val_check_interval": 250}
 SMALL = [o for o in TINY if o.split("=")[0] not in LONG_SFT]
 STAGES = [*SMALL, *(f"{k}={v}" for k, v in LONG_SFT.items()), "head_train.max_steps=4"]
 TABLE = ["remask=confidence,backplay_toy", "sampler.tokens_per_step=1,4", "task.batch_size=4"]
@@ -130,19 +127,18 @@ def test_the_toy_table_through_slurm_gpu_equals_the_local_launchers(slurm, local
 def test_a_job_at_its_time_limit_is_requeued_and_resumes_its_stage(slurm, local_table, tmp_path):
     out, cache = tmp_path / "sweep", tmp_path / "cache"
     limit = [
-        "hydra.launcher.timeout_min=1",  # SLURM's shortest limit
-        "hydra.launcher.signal_delay_s=30",  # submitit's USR2 30 s before it
-        "hydra.launcher.max_num_timeout=6",
+        "hydra.launcher.timeout_min=10",  # cut to 1 minute once the stage trains
+        "hydra.launcher.signal_delay_s=55",  # submitit's USR2: 5 s into a 1-minute limit
     ]
     only = ["remask=confidence", "sampler.tokens_per_step=4", "task.batch_size=4"]
-    stop = threading.Event()
-    releaser = threading.Thread(target=release_requeued, args=(stop,), daemon=True)
-    releaser.start()
+    driver = TimeLimitDriver(out, cache, long_limit_min=10)
+    driver.start()
     try:
         run = sweep(out, cache, *STAGES, *only, "hydra/launcher=slurm_gpu", *limit, timeout=900)
     finally:
-        stop.set()
-        releaser.join()
+        driver.stop.set()
+        driver.join()
+    assert driver.cut, "the stage never saved a checkpoint"
     assert run.returncode == 0, run.stderr[-3000:]
     (log,) = job_logs(out).values()  # one job: every attempt appends to its log
     assert "Requeued job" in log
@@ -226,3 +222,13 @@ def test_a_tables_launch_script_trains_its_stages_then_runs_its_sweep(slurm, tmp
     assert results["status"] == "ok" and results["remask"] == "backplay"
     console = run.stdout + run.stderr
     assert "report of" in console and "head(lbc) + backplay" in console
+
+
+def test_a_partition_the_cluster_lacks_is_one_line_naming_the_key(slurm, tmp_path):
+    run = sweep(tmp_path / "sweep", tmp_path / "cache", "hydra/launcher=slurm_gpu",
+                "hydra.launcher.partition=a100")  # fmt: skip
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith("hydra/launcher=slurm_gpu: sbatch refused the sweep's jobs (")
+    assert "a100" in last and last.endswith("set hydra.launcher.partition to one of: gpu")
