@@ -41,7 +41,7 @@ install: $(VENV)/bin/python ## create .venv and install the package and dev tool
 	$(MAKE) $(VENV)/.installed
 
 test: $(SETUP) ## the whole CPU suite (what CI runs); pytest's "no tests collected" is not a failure
-	$(PYTEST) -q -n 2 --dist loadgroup --durations=15; rc=$$?; if [ $$rc -eq 5 ]; then exit 0; else exit $$rc; fi
+	$(PYTEST) -q -n 2 --durations=15; rc=$$?; if [ $$rc -eq 5 ]; then exit 0; else exit $$rc; fi
 
 test-fast: $(SETUP) ## the inner loop: everything but the slow end-to-end runs
 	$(PYTEST) -q -m "not slow"; rc=$$?; if [ $$rc -eq 5 ]; then exit 0; else exit $$rc; fi
