@@ -6,6 +6,7 @@ failures in results.json instead of raising (`fail_fast: false`, tasks/runner.py
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -13,36 +14,65 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from backplay_exp.report.claims import write_verdict
+from backplay_exp.report.claims import measured, write_verdict
 from backplay_exp.report.claimset import ClaimSet
-from backplay_exp.report.jobs import collect, method_label
+from backplay_exp.report.jobs import collect, method_label, seed_cells
 from backplay_exp.report.table import CSV_FIELDS, SUMMARY_FIELDS, summary_rows, write_report
+from backplay_exp.tasks.tracking import sweep_group, wandb_logger
 
 log = logging.getLogger(__name__)
 
 
-def log_report_to_wandb(sweep_dir: str | Path, wandb_cfg: DictConfig) -> str:
-    """Log the sweep's table and Pareto plot as one W&B run (offline unless configured).
+def frontier_rows(sweep: Path) -> list[dict[str, Any]]:
+    """One row per (method, k) cell: mean accuracy, NFE and seconds per problem over seeds."""
+    cells, _ = seed_cells(collect(sweep))
+    rows = []
+    for cell in cells:
+        if not cell.jobs:
+            continue
+        rows.append(
+            {
+                "method": cell.method,
+                "k": cell.tokens_per_step,
+                "accuracy": cell.stat("accuracy")[0],
+                "nfe_mean": cell.stat("nfe_mean")[0],
+                "s_per_problem": cell.stat(lambda j: j["wall_s"] / j["n"])[0],
+                "seeds": len(cell.jobs),
+            }
+        )
+    return sorted(rows, key=lambda r: (r["method"], r["k"]))
+
+
+def log_report_to_wandb(
+    sweep_dir: str | Path,
+    wandb_cfg: DictConfig,
+    experiment: str | None = None,
+    claim_set: ClaimSet | None = None,
+) -> str:
+    """Log the sweep's report as its W&B run (`job_type` report, in the sweep's group).
+
+    The frontiers as W&B charts (accuracy against NFE and against seconds per problem, a line
+    per method through its k), the table of every job, the table over seeds, the claims and
+    the Pareto image.
 
     Returns:
         Where the run is: its directory (offline, for `wandb sync`) or its URL.
     """
     import wandb
-    from hydra.utils import instantiate
 
     sweep = Path(sweep_dir)
+    group = sweep_group(experiment, sweep)
+    where = hashlib.sha256(str(sweep.resolve()).encode()).hexdigest()[:12]
+    meta = {
+        "name": f"report {group}",
+        "id": f"report-{where}",
+        "group": group,
+        "job_type": "report",
+        "tags": [experiment] if experiment else [],
+        "config": {"sweep": str(sweep), "experiment": experiment},
+    }
+    run = wandb_logger(wandb_cfg, sweep, meta).experiment
     rows = [{**r, "method": method_label(r)} for r in collect(sweep)]
-    settings = wandb_cfg.get("settings")
-    offline = wandb_cfg.get("offline", True)
-    run = wandb.init(
-        project=wandb_cfg.get("project", "backplay_exp"),
-        mode="offline" if offline else "online",
-        dir=str(sweep),
-        name=f"report-{sweep.name}",
-        job_type="report",
-        reinit="finish_previous",
-        settings=instantiate(settings) if settings else None,
-    )
     table = wandb.Table(
         columns=list(CSV_FIELDS), data=[[r.get(c) for c in CSV_FIELDS] for r in rows]
     )
@@ -50,13 +80,30 @@ def log_report_to_wandb(sweep_dir: str | Path, wandb_cfg: DictConfig) -> str:
     summary_table = wandb.Table(
         columns=list(SUMMARY_FIELDS), data=[[r.get(c) for c in SUMMARY_FIELDS] for r in summary]
     )
-    run.log(
-        {
-            "report": table,
-            "report_summary": summary_table,
-            "pareto": wandb.Image(str(sweep / "pareto.png")),
-        }
+    fields = ("method", "k", "accuracy", "nfe_mean", "s_per_problem", "seeds")
+    frontier = wandb.Table(
+        columns=list(fields), data=[[r[f] for f in fields] for r in frontier_rows(sweep)]
     )
+    payload: dict[str, Any] = {
+        "report": table,
+        "report_summary": summary_table,
+        "frontier": frontier,
+        "frontier_nfe": wandb.plot.line(
+            frontier, "nfe_mean", "accuracy", stroke="method", title="accuracy vs NFE (k = 1..)"
+        ),
+        "frontier_wall": wandb.plot.line(
+            frontier, "s_per_problem", "accuracy", stroke="method", title="accuracy vs s/problem"
+        ),
+        "pareto": wandb.Image(str(sweep / "pareto.png")),
+    }
+    if claim_set is not None:
+        found = [c for c in measured(sweep, claim_set) if c.complete]
+        payload["claims"] = wandb.Table(
+            columns=["claim", "verdict", "line"],
+            data=[[c.name, c.run_verdict(), c.line()] for c in found],
+        )
+    run.log(payload)
+    offline = wandb_cfg.get("offline", True)
     where = f"{Path(run.dir).parent} (offline: `wandb sync` it)" if offline else str(run.url)
     run.finish()
     return where
@@ -82,8 +129,10 @@ class ReportCallback(Callback):
         wandb_cfg = (config.get("logger") or {}).get("wandb")
         copy = ""
         if self.wandb and wandb_cfg:
+            experiment = config.hydra.runtime.choices.get("experiment")
             try:
-                copy = f"\nW&B copy: {log_report_to_wandb(sweep, wandb_cfg)}"
+                where = log_report_to_wandb(sweep, wandb_cfg, experiment, self.claims)
+                copy = f"\nW&B copy: {where}"
             except Exception as err:  # the files are the report; W&B is a copy
                 log.warning("could not log the report to W&B: %s", err)
         log.info(

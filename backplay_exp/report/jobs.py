@@ -15,7 +15,7 @@ from typing import Any
 
 from backplay_exp.report.aggregate import Cell, cells
 from backplay_exp.report.variants import mark_variants
-from backplay_exp.tasks.identity import EVAL_TASKS
+from backplay_exp.tasks.identity import EVAL_TASKS, method_label
 from backplay_exp.tasks.results import RESULTS_FILE
 
 
@@ -37,25 +37,6 @@ def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
 def eval_results(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The eval jobs of a sweep (training jobs also write results.json)."""
     return [r for r in results if r.get("task", "eval") in EVAL_TASKS]
-
-
-def method_label(result: dict[str, Any]) -> str:
-    """The row a job belongs to: which model decoded, and with which policy.
-
-    `SFT + confidence` (LLaDA), `head(lbc) + backplay` (BackPlay), `joint(lbc) + backplay`
-    (the joint ablation), `SFT + random` (random remasking), ...
-    """
-    model = result.get("model") or ("head" if result.get("artifact") else "sft")
-    trained = "SFT" if model == "sft" else f"{model}({result.get('artifact')})"
-    label = f"{trained} + {result.get('remask', '?')}"
-    decoding = []  # how the sampler committed and cached, when not the paper's plain loop
-    if result.get("commit_threshold") is not None:
-        decoding.append(f"threshold {result['commit_threshold']}")
-    if result.get("cache", "none") != "none":
-        decoding.append(f"{result['cache']} cache")
-    if result.get("variant"):
-        decoding.append(result["variant"])
-    return f"{label} ({', '.join(decoding)})" if decoding else label
 
 
 def seed_cells(results: Sequence[dict[str, Any]]) -> tuple[list[Cell], bool]:

@@ -29,7 +29,13 @@ from backplay_exp.benchmarks.base import Benchmark, Problem
 from backplay_exp.data.collate import encode_prompts, response_texts, token_ids
 from backplay_exp.metrics import edit_outcomes, summarize
 from backplay_exp.samplers.decoder import Decoder, Head
-from backplay_exp.samplers.trace.files import TRACES_DIR, file_stem, traced_problems, write_trace
+from backplay_exp.samplers.trace.files import (
+    TRACES_DIR,
+    file_stem,
+    trace_pages,
+    traced_problems,
+    write_trace,
+)
 from backplay_exp.samplers.trace.recorder import NoTrace, TraceRecorder
 from backplay_exp.samplers.trace.records import decode_header, trace_records
 from backplay_exp.tasks.distributed import external_rank, external_world, launch, resolved
@@ -44,6 +50,7 @@ from backplay_exp.tasks.results import (
     write_results,
 )
 from backplay_exp.tasks.shards import merge, my_batches, read_done, shard_path
+from backplay_exp.tasks.tracking import log_eval, run_meta, wandb_node
 from backplay_exp.utils.device import resolve_device
 from backplay_exp.utils.seeding import batch_generator
 
@@ -200,7 +207,9 @@ def run(
     uses_head = instantiate(cfg.remask).uses_head
     # stages are trained by one process, before any decoding process exists
     prepare_stages(cfg, uses_head, train=external_world()[0] == 1)
-    return launch(evaluate, devices, resolved(cfg), batch_size, limit, out, trace_samples)
+    # the W&B run's name, group and config, taken here, where Hydra's runtime is
+    meta = run_meta(cfg) if wandb_node(cfg) is not None else None
+    return launch(evaluate, devices, resolved(cfg), batch_size, limit, out, trace_samples, meta)
 
 
 def evaluate(
@@ -210,6 +219,7 @@ def evaluate(
     limit: int | None,
     out: Path,
     trace_samples: int = 0,
+    meta: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """Decode this rank's batches; on rank 0, merge every rank's records and report.
 
@@ -220,6 +230,7 @@ def evaluate(
         limit: Only the first `limit` problems.
         out: The job directory.
         trace_samples: Problems whose decode is traced (`keep_traces`).
+        meta: The job's W&B run (`tasks/tracking.py`), None where W&B is off.
     """
     cfg = OmegaConf.create(config)
     rank, world = (0, 1) if fabric is None else (fabric.global_rank, fabric.world_size)
@@ -264,23 +275,23 @@ def evaluate(
         fabric.barrier()  # every rank's records are on disk
     if rank != 0:
         return {}
-    metrics = summarize(merge(out, problems, job))
-    write_results(
-        cfg,
-        {
-            "task": "eval",
-            "benchmark": benchmark.name,
-            "convention": benchmark.convention,
-            "backbone": getattr(backbone, "name", type(backbone).__name__),
-            **model_info,
-            "remask": decoder.name,
-            "tokens_per_step": decoder.tokens_per_step,
-            **decoder.describe(),
-            "ranks": world,
-            **metrics,
-        },
-    )
+    samples = merge(out, problems, job)
+    metrics = summarize(samples)
+    results = {
+        "task": "eval",
+        "benchmark": benchmark.name,
+        "convention": benchmark.convention,
+        "backbone": getattr(backbone, "name", type(backbone).__name__),
+        **model_info,
+        "remask": decoder.name,
+        "tokens_per_step": decoder.tokens_per_step,
+        **decoder.describe(),
+        "ranks": world,
+        **metrics,
+    }
+    write_results(cfg, results)
     remember(cfg, out)
+    log_eval(cfg, out, results, samples, meta, trace_pages(out))
     log.info(
         "%s: accuracy %.3f, NFE %.1f", benchmark.name, metrics["accuracy"], metrics["nfe_mean"]
     )

@@ -9,7 +9,7 @@ uninterrupted run would have).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,12 @@ from omegaconf import DictConfig
 from backplay_exp.backbones.base import Backbone
 from backplay_exp.tasks.checkpoint import StepCheckpoint
 from backplay_exp.tasks.registry import stage_trainer
+from backplay_exp.tasks.results import output_dir
+from backplay_exp.tasks.tracking import run_meta, wandb_logger
 from backplay_exp.utils.console import fit_warnings
 from backplay_exp.utils.device import torch_threads
 from backplay_exp.utils.instantiate import instantiate_loggers
+from backplay_exp.utils.loggers import WandbLogger
 from backplay_exp.utils.progress import StepProgressBar
 
 
@@ -58,10 +61,16 @@ def fit(
             check_val_every_n_epoch=None,
             callbacks=[checkpoint, *progress_bar(cfg, trainer_cfg, description)],
             enable_checkpointing=False,  # StepCheckpoint is the stage's only checkpoint
-            logger=instantiate_loggers(cfg.logger, out) or False,
+            logger=instantiate_loggers(cfg.logger, out, wandb=stage_run(cfg, out)) or False,
             default_root_dir=str(out),
         )
-        trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last.exists() else None)
+        resume = str(last) if last.exists() else None
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+        finally:  # Lightning leaves a W&B run open: the eval after the stage would log into it
+            for logger in trainer.loggers:
+                if isinstance(logger, WandbLogger):
+                    logger.finish()
     if trainer.interrupted or trainer.global_step < recipe.max_steps:
         raise RuntimeError(
             f"training stopped at step {trainer.global_step}/{recipe.max_steps}; "
@@ -69,6 +78,21 @@ def fit(
         )
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     return metrics | {"train_s": time.perf_counter() - start, "steps": trainer.global_step}
+
+
+def stage_run(cfg: DictConfig, out: Path) -> Callable[[DictConfig], Any]:
+    """Builds the stage's W&B logger: its run named for the stage, in the job's directory.
+
+    The run's id is the stage's (`<kind>-<signature>`, from `out` = `<cache>/<kind>/<signature>`),
+    so a stage resumed after a kill continues it; its files sit in the job's run directory
+    with the sweep's other runs, not in the cache.
+    """
+
+    def build(node: DictConfig) -> Any:
+        meta = run_meta(cfg, stage=(out.parent.name, out.name))
+        return wandb_logger(node, output_dir(cfg), meta)
+
+    return build
 
 
 def progress_bar(

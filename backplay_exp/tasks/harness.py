@@ -30,6 +30,7 @@ from backplay_exp.tasks.results import (
     output_dir,
     write_results,
 )
+from backplay_exp.tasks.tracking import log_eval, run_meta, wandb_node
 from backplay_exp.utils.device import resolve_device
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,10 @@ def run(cfg: DictConfig, devices: int = 1, **_: Any) -> dict[str, float]:
     uses_head = instantiate(cfg.remask).uses_head
     prepare_stages(cfg, uses_head, train=external_world()[0] == 1)
     one_process = devices == 1 and external_world()[0] == 1
+    # the W&B run's name, group and config, taken here, where Hydra's runtime is
+    meta = run_meta(cfg) if wandb_node(cfg) is not None else None
     # spawned ranks load their own tasks (lm-eval's task objects do not pickle)
-    return launch(evaluate, devices, resolved(cfg), out, tasks if one_process else None)
+    return launch(evaluate, devices, resolved(cfg), out, tasks if one_process else None, meta)
 
 
 def prepare_tasks(cfg: DictConfig) -> Any:
@@ -65,7 +68,13 @@ def prepare_tasks(cfg: DictConfig) -> Any:
     )  # fmt: skip
 
 
-def evaluate(fabric: Any, config: dict[str, Any], out: Path, tasks: Any) -> dict[str, float]:
+def evaluate(
+    fabric: Any,
+    config: dict[str, Any],
+    out: Path,
+    tasks: Any,
+    meta: dict[str, Any] | None = None,
+) -> dict[str, float]:
     """Run lm-eval on this rank's documents; on rank 0, write results.json and samples.jsonl.
 
     Args:
@@ -73,6 +82,7 @@ def evaluate(fabric: Any, config: dict[str, Any], out: Path, tasks: Any) -> dict
         config: The resolved job config (`distributed.resolved`).
         out: The job directory.
         tasks: The prepared `TaskSet` (None: load it here).
+        meta: The job's W&B run (`tasks/tracking.py`), None where W&B is off.
     """
     from lm_eval.utils import make_table
 
@@ -109,7 +119,8 @@ def evaluate(fabric: Any, config: dict[str, Any], out: Path, tasks: Any) -> dict
         return {}  # not rank 0
     log.info("lm-eval results:\n%s", make_table(results))
     stats = requests_stats([s for part in gathered for s in part])
-    return report(cfg, out, results, stats, lm, model_info, 1 if fabric is None else lm.world_size)
+    ranks = 1 if fabric is None else lm.world_size
+    return report(cfg, out, results, stats, lm, model_info, ranks, meta)
 
 
 def report(
@@ -120,8 +131,12 @@ def report(
     lm: Any,
     model_info: dict[str, Any],
     ranks: int,
+    meta: dict[str, Any] | None = None,
 ) -> dict[str, float]:
-    """Write samples.jsonl (every task) and results.json (the first task's metric); metrics."""
+    """Write samples.jsonl (every task) and results.json (the first task's metric); metrics.
+
+    The first task's records and metric are also the job's W&B run (`meta`, if W&B is on).
+    """
     from backplay_exp.harness import records
 
     job = job_signature(cfg)
@@ -138,23 +153,22 @@ def report(
     task, key, rows = primary
     metrics = summarize(rows) | {"accuracy": float(results["results"][task][key])}
     decoder = lm.decoder
-    write_results(
-        cfg,
-        {
-            "task": "lm_eval",
-            "benchmark": task,
-            "metric": key,
-            "convention": f"lm_eval:{task}:{results['n-shot'].get(task, 0)}shot",
-            "backbone": getattr(lm.backbone, "name", type(lm.backbone).__name__),
-            **model_info,
-            "remask": decoder.name,
-            "tokens_per_step": decoder.tokens_per_step,
-            **decoder.describe(),
-            "ranks": ranks,
-            **metrics,
-            "lm_eval": records.scores(results),
-            "lm_eval_version": version("lm-eval"),
-        },
-    )
+    payload = {
+        "task": "lm_eval",
+        "benchmark": task,
+        "metric": key,
+        "convention": f"lm_eval:{task}:{results['n-shot'].get(task, 0)}shot",
+        "backbone": getattr(lm.backbone, "name", type(lm.backbone).__name__),
+        **model_info,
+        "remask": decoder.name,
+        "tokens_per_step": decoder.tokens_per_step,
+        **decoder.describe(),
+        "ranks": ranks,
+        **metrics,
+        "lm_eval": records.scores(results),
+        "lm_eval_version": version("lm-eval"),
+    }
+    write_results(cfg, payload)
+    log_eval(cfg, out, payload, rows, meta)
     log.info("%s (%s): %.3f, NFE %.1f", task, key, metrics["accuracy"], metrics["nfe_mean"])
     return metrics

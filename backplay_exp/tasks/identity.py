@@ -68,3 +68,22 @@ def job_identity(cfg: DictConfig) -> dict[str, Any]:
         "model": model,
         "artifact": artifact,
     }
+
+
+def method_label(result: dict[str, Any]) -> str:
+    """The row a job belongs to: which model decoded, and with which policy.
+
+    `SFT + confidence` (LLaDA), `head(lbc) + backplay` (BackPlay), `joint(lbc) + backplay`
+    (the joint ablation), `SFT + random` (random remasking), ...
+    """
+    model = result.get("model") or ("head" if result.get("artifact") else "sft")
+    trained = "SFT" if model == "sft" else f"{model}({result.get('artifact')})"
+    label = f"{trained} + {result.get('remask', '?')}"
+    decoding = []  # how the sampler committed and cached, when not the paper's plain loop
+    if result.get("commit_threshold") is not None:
+        decoding.append(f"threshold {result['commit_threshold']}")
+    if result.get("cache", "none") != "none":
+        decoding.append(f"{result['cache']} cache")
+    if result.get("variant"):
+        decoding.append(result["variant"])
+    return f"{label} ({', '.join(decoding)})" if decoding else label
