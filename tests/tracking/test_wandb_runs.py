@@ -136,3 +136,15 @@ def test_a_stage_resumed_after_a_kill_continues_its_run(tmp_path):
     stage = next(cache.glob("sft/*/done.json")).parent
     assert first.run_id == second.run_id == f"sft-{stage.name}"
     assert first.name == second.name == "sft seed=0"
+
+
+def test_an_eval_run_logs_its_trace_pages(tmp_path):
+    one = [o for o in TINY if not o.startswith("logger=")]
+    run = cli(tmp_path / "cache", "task=eval", *one, "task.batch_size=4", "task.trace_samples=2",
+              f"hydra.run.dir={tmp_path / 'run'}")  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    (found,) = [r for r in runs(tmp_path / "run") if r.job_type == "eval"]
+    pages = sorted((tmp_path / "run" / "traces").glob("*.html"))
+    assert len(pages) == 2
+    for page in pages:
+        assert found.summary[f"traces/{page.stem}._type"] == "html-file"
