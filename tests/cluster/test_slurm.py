@@ -37,9 +37,10 @@ LONG_SFT = {"sft.max_steps": 1200, "sft.checkpoint_every": 100, "sft.val_check_i
 SMALL = [o for o in TINY if o.split("=")[0] not in LONG_SFT]
 STAGES = [*SMALL, *(f"{k}={v}" for k, v in LONG_SFT.items()), "head_train.max_steps=4"]
 # slurmctld sends a time-limit signal at its next periodic check, up to 30 s after it is due:
-# a stage that trains on for over 30 s after its limit is cut (on a machine twice as fast as
-# ours, idle: about 130 steps/s of this tiny SFT) is in the middle of training when it comes
-PREEMPTED_STEPS = 4500
+# a stage that trains on for about 30 s after its limit is cut (3500 steps at the ~120 steps/s
+# of this tiny SFT on one idle core of a machine twice as fast as ours, 55-65 here) is in the
+# middle of training when it comes
+PREEMPTED_STEPS = 3600
 PREEMPTED = [*SMALL, f"sft.max_steps={PREEMPTED_STEPS}", "sft.checkpoint_every=100",
              "sft.val_check_interval=500"]  # fmt: skip
 TABLE = ["remask=confidence,backplay_toy", "sampler.tokens_per_step=1,4", "task.batch_size=4"]

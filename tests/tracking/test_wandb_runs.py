@@ -113,7 +113,9 @@ def test_a_rerun_from_the_cache_logs_no_second_run(sweep, tmp_path):
 def test_a_stage_resumed_after_a_kill_continues_its_run(tmp_path):
     cache = tmp_path / "cache"
     stage = ["task=sft", *[o for o in TINY if not o.startswith(("logger=", "sft."))],
-             "sft.max_steps=3000", "sft.checkpoint_every=50", "sft.val_check_interval=1000",
+             "sft.max_steps=600", "sft.checkpoint_every=25", "sft.val_check_interval=1000",
+             # a history row every step: W&B's first 32 KiB block is out within a second
+             "trainer.log_every_n_steps=1",
              f"hydra.run.dir={tmp_path / 'run'}"]  # fmt: skip
     env = {**os.environ, "BACKPLAY_CACHE_DIR": str(cache), "WANDB_MODE": "offline"}
     proc = subprocess.Popen([sys.executable, "-m", "backplay_exp", *stage], cwd=ROOT, env=env,
