@@ -34,6 +34,26 @@ TINY = [
 ]
 
 
+# what the integration tests against real systems measured (`record_property`: the SLURM
+# cluster's requests, the preempted runs' steps), printed at the end of the session; here,
+# where the controller of pytest-xdist loads it too
+FACTS: list[tuple[str, str, object]] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Collect the facts a test recorded (on the controller too, under xdist)."""
+    if report.when == "call" and report.passed and report.user_properties:
+        FACTS.extend((report.nodeid.split("::")[-1], k, v) for k, v in report.user_properties)
+
+
+def pytest_terminal_summary(terminalreporter: object) -> None:
+    """Print what the tests recorded: SLURM requests, job names, the preempted runs' steps."""
+    if FACTS:
+        terminalreporter.section("measured against the real systems")
+        for test, key, value in FACTS:
+            terminalreporter.write_line(f"{test}: {key} = {value}")
+
+
 @pytest.fixture
 def compose_cfg(tmp_path: Path):
     """`compose_cfg(*overrides, tiny=True)` -> the composed root config, writing under tmp_path."""

@@ -98,7 +98,9 @@ def count(logs: dict[str, str], text: str) -> int:
     return sum(log.count(text) for log in logs.values())
 
 
-def test_the_toy_table_through_slurm_gpu_equals_the_local_launchers(slurm, tmp_path):
+def test_the_toy_table_through_slurm_gpu_equals_the_local_launchers(
+    slurm, tmp_path, record_property
+):
     out, cache = tmp_path / "sweep", tmp_path / "cache"
     local_table = tmp_path / "local"  # the same sweep through the local launcher, meanwhile
     local = start(local_table, tmp_path / "local_cache", *STAGES, *TABLE, "hydra/launcher=local")
@@ -127,6 +129,8 @@ def test_the_toy_table_through_slurm_gpu_equals_the_local_launchers(slurm, tmp_p
         assert job["MemPerTres"] == f"gres:gpu:{mem_gb * 1024}"
         assert job["TimeLimit"] == f"{hours // 24}-{hours % 24:02d}:00:00"
         assert job["JobState"] == "COMPLETED"
+    keys = ("JobName", "CPUs/Task", "TresPerNode", "MemPerTres", "TimeLimit")
+    record_property("each job's request (scontrol)", {k: jobs[0][k] for k in keys})
 
     # each stage trained once, by one job, while another job waited on its lock
     logs = job_logs(out)
@@ -138,7 +142,9 @@ def test_the_toy_table_through_slurm_gpu_equals_the_local_launchers(slurm, tmp_p
     assert decoded(out) == decoded(local_table)
 
 
-def test_a_job_at_its_time_limit_is_requeued_and_resumes_its_stage(slurm, tmp_path):
+def test_a_job_at_its_time_limit_is_requeued_and_resumes_its_stage(
+    slurm, tmp_path, record_property
+):
     out, cache = tmp_path / "sweep", tmp_path / "cache"
     limit = [
         "hydra.launcher.timeout_min=10",  # cut to 1 minute once the stage trains
@@ -169,7 +175,7 @@ def test_a_job_at_its_time_limit_is_requeued_and_resumes_its_stage(slurm, tmp_pa
     assert all(a[1] == b[0] for a, b in itertools.pairwise(spans)), runs
     assert sum(b - a for a, b in spans) == steps
     assert all("preempted" in line for line in runs[:-1])
-    print(f"preempted runs of the stage: {spans}")  # for the note (pytest -s)
+    record_property("steps trained by each run of the preempted stage", spans)
 
     # the table and the decodes of the uninterrupted sweep
     assert table(out) == table(reference)
@@ -209,7 +215,9 @@ def test_a_cancelled_array_task_is_a_failed_cell_and_a_rerun_computes_only_it(sl
     assert all(r["status"] == "ok" for r in table(second).values())
 
 
-def test_a_tables_launch_script_trains_its_stages_then_runs_its_sweep(slurm, tmp_path):
+def test_a_tables_launch_script_trains_its_stages_then_runs_its_sweep(
+    slurm, tmp_path, record_property
+):
     # docs/cluster.md's toy override of a real table, one sweep point
     toy = ["backbone=tiny", "data=toy", "benchmark=toy", "trainer=cpu",
            "~trainer@head_train.trainer", "eval_devices=1", "benchmark.chat_template=false",
@@ -226,6 +234,7 @@ def test_a_tables_launch_script_trains_its_stages_then_runs_its_sweep(slurm, tmp
     assert len(sweeps) == 3  # task=sft, task=head, then the eval sweep
     names = [scontrol_jobs(array_id(s))[0]["JobName"] for s in sweeps]
     assert names == ["mbpp_tokens_sweep.sft", "mbpp_tokens_sweep.head", "mbpp_tokens_sweep.eval"]
+    record_property("job names of its three sweeps", names)
     sft, head, evals = (job_logs(s) for s in sweeps)
     assert count(sft, f"training stage {cache}/sft/") == 1
     assert count(head, f"training stage {cache}/head/") == 1
@@ -236,7 +245,7 @@ def test_a_tables_launch_script_trains_its_stages_then_runs_its_sweep(slurm, tmp
     assert "report of" in console and "head(lbc) + backplay" in console
 
 
-def test_a_partition_the_cluster_lacks_is_one_line_naming_the_key(slurm, tmp_path):
+def test_a_partition_the_cluster_lacks_is_one_line_naming_the_key(slurm, tmp_path, record_property):
     run = sweep(tmp_path / "sweep", tmp_path / "cache", "hydra/launcher=slurm_gpu",
                 "hydra.launcher.partition=a100")  # fmt: skip
     assert run.returncode == 1
@@ -244,3 +253,4 @@ def test_a_partition_the_cluster_lacks_is_one_line_naming_the_key(slurm, tmp_pat
     last = run.stderr.strip().splitlines()[-1]
     assert last.startswith("hydra/launcher=slurm_gpu: sbatch refused the sweep's jobs (")
     assert "a100" in last and last.endswith("set hydra.launcher.partition to one of: gpu")
+    record_property("its line", last)

@@ -1,4 +1,4 @@
-"""The launcher's pieces that need no cluster: sbatch's refusals, squeue's lines, a missing client."""
+"""The launcher's pieces that need no cluster: sbatch refusals, squeue lines, a missing client."""
 
 import os
 import subprocess
