@@ -34,22 +34,23 @@ TINY = [
 ]
 
 
-# what the integration tests against real systems measured (`record_property`: the SLURM
-# cluster's requests, the preempted runs' steps), printed at the end of the session; here,
+# what the tests against the SLURM cluster measured (`record_property`: the jobs'
+# requests, the preempted runs' steps), printed at the end of the session; here,
 # where the controller of pytest-xdist loads it too
 FACTS: list[tuple[str, str, object]] = []
+MEASURED = ("tests/cluster/",)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     """Collect the facts a test recorded (on the controller too, under xdist)."""
-    if report.when == "call" and report.passed and report.user_properties:
+    if report.when == "call" and report.passed and report.nodeid.startswith(MEASURED):
         FACTS.extend((report.nodeid.split("::")[-1], k, v) for k, v in report.user_properties)
 
 
 def pytest_terminal_summary(terminalreporter: object) -> None:
     """Print what the tests recorded: SLURM requests, job names, the preempted runs' steps."""
     if FACTS:
-        terminalreporter.section("measured against the real systems")
+        terminalreporter.section("measured on the SLURM cluster (tests/cluster)")
         for test, key, value in FACTS:
             terminalreporter.write_line(f"{test}: {key} = {value}")
 

@@ -31,9 +31,9 @@ from tests.conftest import TINY
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 
-# an SFT stage long enough (about 18 s on an idle core) for every job of a sweep to reach its
+# an SFT stage long enough (about 13 s on an idle core) for every job of a sweep to reach its
 # lock while it trains
-LONG_SFT = {"sft.max_steps": 1200, "sft.checkpoint_every": 100, "sft.val_check_interval": 250}
+LONG_SFT = {"sft.max_steps": 800, "sft.checkpoint_every": 100, "sft.val_check_interval": 250}
 SMALL = [o for o in TINY if o.split("=")[0] not in LONG_SFT]
 STAGES = [*SMALL, *(f"{k}={v}" for k, v in LONG_SFT.items()), "head_train.max_steps=4"]
 # slurmctld sends a time-limit signal at its next periodic check, up to 30 s after it is due:
