@@ -1,11 +1,11 @@
 """A finished job's JobReturn; a job that ended without a result becomes a failed cell.
 
 A job cancelled, killed or timed out too often writes no `results.json`; the report would not
-know its cell. Here the submitting process writes the
-job's `results.json` for it (`status: failed`, the job's identity from its config, what the
-cluster said), and returns a completed JobReturn with a NaN objective: Hydra then writes the
-report (it skips it when any JobReturn failed), and a rerun of the command decodes only the
-cells whose results are not in the eval cache.
+know its cell. Here the submitting process writes the job's `results.json` for it (`status:
+failed`, the job's identity from its config, what the cluster said), and returns a completed
+JobReturn with a NaN objective: Hydra then writes the report (it skips it when any JobReturn
+failed), and a rerun of the command decodes only the cells whose results are not in the eval
+cache.
 """
 
 from __future__ import annotations

@@ -23,9 +23,9 @@ from backplay_exp.tasks.tracking import sweep_group, wandb_logger
 log = logging.getLogger(__name__)
 
 
-def frontier_rows(sweep: Path) -> list[dict[str, Any]]:
+def frontier_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (method, k) cell: mean accuracy, NFE and seconds per problem over seeds."""
-    cells, _ = seed_cells(collect(sweep))
+    cells, _ = seed_cells(results)
     rows = []
     for cell in cells:
         if not cell.jobs:
@@ -62,27 +62,28 @@ def log_report_to_wandb(
 
     sweep = Path(sweep_dir)
     group = sweep_group(experiment, sweep)
-    where = hashlib.sha256(str(sweep.resolve()).encode()).hexdigest()[:12]
+    key = hashlib.sha256(str(sweep.resolve()).encode()).hexdigest()[:12]
     meta = {
         "name": f"report {group}",
-        "id": f"report-{where}",
+        "id": f"report-{key}",
         "group": group,
         "job_type": "report",
         "tags": [experiment] if experiment else [],
         "config": {"sweep": str(sweep), "experiment": experiment},
     }
     run = wandb_logger(wandb_cfg, sweep, meta).experiment
-    rows = [{**r, "method": method_label(r)} for r in collect(sweep)]
+    results = collect(sweep)
+    rows = [{**r, "method": method_label(r)} for r in results]
     table = wandb.Table(
         columns=list(CSV_FIELDS), data=[[r.get(c) for c in CSV_FIELDS] for r in rows]
     )
-    summary = summary_rows(collect(sweep))  # over seeds: means and 95% intervals
+    summary = summary_rows(results)  # over seeds: means and 95% intervals
     summary_table = wandb.Table(
         columns=list(SUMMARY_FIELDS), data=[[r.get(c) for c in SUMMARY_FIELDS] for r in summary]
     )
     fields = ("method", "k", "accuracy", "nfe_mean", "s_per_problem", "seeds")
     frontier = wandb.Table(
-        columns=list(fields), data=[[r[f] for f in fields] for r in frontier_rows(sweep)]
+        columns=list(fields), data=[[r[f] for f in fields] for r in frontier_rows(results)]
     )
     payload: dict[str, Any] = {
         "report": table,

@@ -26,7 +26,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from backplay_exp.tasks.identity import EVAL_TASKS, job_identity, method_label, task_name
+from backplay_exp.tasks.identity import EVAL_TASKS, job_identity, method_label
 from backplay_exp.tasks.results import job_signature
 
 log = logging.getLogger(__name__)
@@ -198,4 +198,4 @@ def log_eval(
     run.finish()
 
 
-__all__ = ["log_eval", "run_meta", "sweep_group", "task_name", "wandb_logger", "wandb_node"]
+__all__ = ["log_eval", "run_meta", "sweep_group", "wandb_logger", "wandb_node"]
